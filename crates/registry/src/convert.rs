@@ -29,10 +29,7 @@ pub fn convert(mut obj: Value, from: &ResourceDef, to: &ResourceDef) -> Result<V
         ("", "v1", "events.k8s.io", "v1") => rename_fields(&mut obj, EVENT_FIELDS, false),
         ("events.k8s.io", "v1", "", "v1") => rename_fields(&mut obj, EVENT_FIELDS, true),
         _ => {
-            return Err(ConversionError::Unsupported {
-                from: from.api_version(),
-                to: to.api_version(),
-            });
+            return Err(ConversionError::Unsupported { from: from.api_version(), to: to.api_version() });
         }
     }
     if let Some(map) = obj.as_object_mut() {
@@ -74,23 +71,23 @@ fn rename_fields(obj: &mut Value, fields: &[(&str, &str)], reverse: bool) {
 }
 
 fn hpa_v1_to_v2(obj: &mut Value) {
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        if let Some(target) = spec.remove("targetCPUUtilizationPercentage") {
-            spec.insert(
-                "metrics".into(),
-                json!([{"type": "Resource", "resource": {"name": "cpu",
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        && let Some(target) = spec.remove("targetCPUUtilizationPercentage")
+    {
+        spec.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu",
                     "target": {"type": "Utilization", "averageUtilization": target}}}]),
-            );
-        }
+        );
     }
-    if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
-        if let Some(current) = status.remove("currentCPUUtilizationPercentage") {
-            status.insert(
-                "currentMetrics".into(),
-                json!([{"type": "Resource", "resource": {"name": "cpu",
+    if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut)
+        && let Some(current) = status.remove("currentCPUUtilizationPercentage")
+    {
+        status.insert(
+            "currentMetrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu",
                     "current": {"averageUtilization": current}}}]),
-            );
-        }
+        );
     }
 }
 

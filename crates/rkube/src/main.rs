@@ -1,1 +1,94 @@
-fn main() {}
+//! `rkube`: Kubernetes in one binary. This is only the command line; the components
+//! live in the workspace crates (`rkube-apiserver`, `rkube-store`, …).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rkube", version, about = "Kubernetes, in Rust, in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane (API server) of a cluster.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Folder holding the cluster state, certificates and tokens.
+    #[arg(long, default_value = "/var/lib/rkube")]
+    data_dir: PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// Where to write the admin kubeconfig once the API answers.
+    #[arg(long, default_value = "/etc/rkube/rkube.yaml")]
+    write_kubeconfig: PathBuf,
+    /// Run the control plane only, without a node agent on this machine.
+    #[arg(long)]
+    disable_agent: bool,
+    /// Pod network range; each node gets a /24 from it.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// Range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: String,
+    /// Extra host names or addresses for the serving certificate.
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) => rt.block_on(server(args)),
+    }
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let service_cidr = args.service_cidr.parse().map_err(|e: String| anyhow::anyhow!("--service-cidr: {e}"))?;
+    let cluster_cidr = args.cluster_cidr.parse().map_err(|e: String| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    if !args.disable_agent {
+        tracing::warn!("the node agent is not built yet: running the control plane only (as with --disable-agent)");
+    }
+    let config = rkube_apiserver::Config {
+        data_dir: args.data_dir.clone(),
+        bind_address: args.bind_address,
+        port: args.https_listen_port,
+        kubeconfig: Some(args.write_kubeconfig.clone()),
+        service_cidr,
+        cluster_cidr,
+        tls_sans: args.tls_san,
+    };
+    let running = rkube_apiserver::run(config)
+        .await
+        .with_context(|| format!("cannot start the API server (data dir {})", args.data_dir.display()))?;
+    eprintln!(
+        "rkube server listening on https://{}; kubeconfig written to {}",
+        running.addr,
+        args.write_kubeconfig.display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! Admission: what happens to an object between decoding and storing it.
+//!
+//! Defaulting and validation per kind (from `rkube-validation`), status reset on create,
+//! unknown-field checks (`fieldValidation`), managed fields, Service address allocation
+//! and graceful deletion rules. Each function is called from the generic paths in
+//! [`crate::rest`].
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use rkube_apimachinery::{ApiError, Cause, meta};
+use rkube_registry::ResourceDef;
+use serde_json::{Value, json};
+
+use crate::ipalloc::{NODE_PORT_MAX, NODE_PORT_MIN, pick_cluster_ip, pick_node_port};
+use crate::rest::{Api, FieldValidation, WriteOptions};
+
+/// Unknown fields: an error for Strict, warnings for Warn.
+pub fn check_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) -> Result<Vec<String>, ApiError> {
+    let cannot_handle = |detail: String| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {detail}",
+            def.kind,
+            def.api_version(),
+            def.kind
+        ))
+    };
+    let unknown = rkube_validation::unknown_fields(def, obj).map_err(cannot_handle)?;
+    if unknown.is_empty() || mode == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    if mode == FieldValidation::Strict {
+        return Err(cannot_handle(rkube_validation::strict_decoding_message(&unknown)));
+    }
+    Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
+}
+
+/// Server-owned state of a new object: status as upstream's strategies reset it.
+pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else { return };
+    match (def.group, def.plural) {
+        ("", "pods") => {
+            let qos = qos_class(map.get("spec"));
+            map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+        }
+        ("", "namespaces") => {
+            map.insert("status".into(), json!({"phase": "Active"}));
+        }
+        ("", "nodes") => {}
+        ("", "services") => {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+        ("", "persistentvolumes") | ("", "persistentvolumeclaims") => {
+            map.insert("status".into(), json!({"phase": "Pending"}));
+        }
+        _ if def.subresource("status").is_some() => {
+            map.insert("status".into(), json!({}));
+        }
+        _ => {}
+    }
+}
+
+fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> =
+        ["containers", "initContainers"].iter().filter_map(|f| spec?.get(*f)?.as_array()).flatten().collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let req = c.pointer("/resources/requests");
+        let lim = c.pointer("/resources/limits");
+        for r in ["cpu", "memory"] {
+            let l = lim.and_then(|l| l.get(r));
+            let q = req.and_then(|q| q.get(r));
+            if l.is_some() || q.is_some() {
+                any = true;
+            }
+            match (l, q) {
+                (Some(l), Some(q)) if l != q => guaranteed = false,
+                (None, _) => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// Upstream's defaults for the kind.
+pub fn default_object(def: &ResourceDef, obj: &mut Value) {
+    rkube_validation::default_object(def, obj);
+}
+
+fn invalid(def: &ResourceDef, obj: &Value, errs: Vec<rkube_validation::FieldError>) -> Result<(), ApiError> {
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let name = meta::name(obj).unwrap_or("");
+    let message = rkube_validation::invalid_message(&rkube_validation::qualified_kind(def), name, &errs);
+    let causes =
+        errs.iter().map(|e| Cause { reason: e.reason().into(), message: e.body(), field: e.field.clone() }).collect();
+    Err(ApiError::invalid(def.group, def.kind, name, message, causes))
+}
+
+pub fn validate_create(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
+    invalid(def, obj, rkube_validation::validate_create(def, obj))
+}
+
+pub fn validate_update(def: &ResourceDef, new: &Value, old: &Value) -> Result<(), ApiError> {
+    invalid(def, new, rkube_validation::validate_update(def, new, old))
+}
+
+/// Records which manager changed which fields (`metadata.managedFields`). Apply
+/// patches have recorded their own already.
+pub fn record_managed_fields(
+    def: &ResourceDef,
+    old: Option<&Value>,
+    new: &mut Value,
+    opts: &WriteOptions,
+    subresource: Option<&str>,
+) {
+    if opts.apply {
+        return;
+    }
+    let manager = opts.field_manager.as_deref().unwrap_or("unknown");
+    let schema = rkube_patch::Schema::new(crate::openapi::get().schemas());
+    rkube_patch::apply::record_update(
+        old,
+        new,
+        manager,
+        subresource,
+        &schema,
+        def.openapi_name,
+        &crate::rest::now_rfc3339(),
+    );
+}
+
+/// Warnings to return with a successful write.
+pub fn warnings(def: &ResourceDef, obj: &Value) -> Vec<String> {
+    let _ = (def, obj);
+    Vec::new()
+}
+
+/// For a pod running on a node, the grace period its deletion gets; `None` means
+/// delete at once.
+pub fn graceful_deletion_seconds(def: &ResourceDef, obj: &Value, requested: Option<i64>) -> Option<i64> {
+    if !def.group.is_empty() || def.plural != "pods" {
+        return None;
+    }
+    let on_node = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+    if !on_node || phase == "Succeeded" || phase == "Failed" {
+        return None;
+    }
+    let grace =
+        requested.or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64)).unwrap_or(30);
+    (grace > 0).then_some(grace)
+}
+
+fn svc_invalid(svc: &Value, field: &str, message: String) -> ApiError {
+    let name = meta::name(svc).unwrap_or("");
+    ApiError::invalid(
+        "",
+        "Service",
+        name,
+        format!("Service \"{name}\" is invalid: {field}: {message}"),
+        vec![Cause { reason: "FieldValueInvalid".into(), message, field: field.into() }],
+    )
+}
+
+/// Allocates the ClusterIP and NodePorts of a Service (`old` on update), keeping
+/// addresses already allocated and refusing ones in use.
+pub fn allocate_service(api: &Api, old: Option<&Value>, svc: &mut Value) -> Result<(), ApiError> {
+    let my_key = (meta::namespace(svc).unwrap_or("").to_string(), meta::name(svc).unwrap_or("").to_string());
+    let mut used_ips: HashSet<Ipv4Addr> = HashSet::new();
+    let mut used_ports: HashSet<u16> = HashSet::new();
+    let (all, _) = api.cache.list("/registry/services/", None);
+    for c in all {
+        let k = (meta::namespace(&c.obj).unwrap_or("").to_string(), meta::name(&c.obj).unwrap_or("").to_string());
+        if k == my_key {
+            continue;
+        }
+        if let Some(ip) = c.obj.pointer("/spec/clusterIP").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+            used_ips.insert(ip);
+        }
+        for p in c.obj.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(np) = p.get("nodePort").and_then(Value::as_u64) {
+                used_ports.insert(np as u16);
+            }
+        }
+    }
+    let cidr = api.config.service_cidr;
+    let svc_type = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str).map(str::to_string);
+    let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    if svc_type == "ExternalName" {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    } else {
+        let requested = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+        let ip = match (requested.as_str(), old_ip) {
+            ("", Some(old)) if !old.is_empty() => old,
+            ("None", _) => "None".to_string(),
+            ("", _) => {
+                let mut rng = rand::rng();
+                match pick_cluster_ip(&cidr, &used_ips, &mut rng) {
+                    Some(ip) => ip.to_string(),
+                    None => {
+                        return Err(ApiError::internal(format!(
+                            "failed to allocate a serviceIP: range {cidr} is full"
+                        )));
+                    }
+                }
+            }
+            (r, old) => {
+                let parsed: Ipv4Addr = r.parse().map_err(|_| {
+                    ApiError::invalid(
+                        "",
+                        "Service",
+                        "",
+                        format!("spec.clusterIP: Invalid value: \"{r}\": must be a valid IP address"),
+                        vec![],
+                    )
+                })?;
+                if old.as_deref() != Some(r) {
+                    if !cidr.contains(parsed) {
+                        return Err(ApiError::invalid(
+                            "",
+                            "Service",
+                            "",
+                            format!(
+                                "spec.clusterIPs: Invalid value: [\"{r}\"]: failed to allocate IP {r}: the provided IP ({r}) is not in the valid range. The range of valid IPs is {cidr}"
+                            ),
+                            vec![],
+                        ));
+                    }
+                    if used_ips.contains(&parsed) {
+                        return Err(ApiError::invalid(
+                            "",
+                            "Service",
+                            "",
+                            format!(
+                                "spec.clusterIPs: Invalid value: [\"{r}\"]: failed to allocate IP {r}: provided IP is already allocated"
+                            ),
+                            vec![],
+                        ));
+                    }
+                }
+                r.to_string()
+            }
+        };
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+    }
+    let wants_node_ports = svc_type == "NodePort"
+        || (svc_type == "LoadBalancer"
+            && spec.get("allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
+    let old_ports: Vec<Value> =
+        old.and_then(|o| o.pointer("/spec/ports")).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut mine: HashSet<u16> = HashSet::new();
+    let mut rng = rand::rng();
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for (i, p) in ports.iter_mut().enumerate() {
+            let Some(pm) = p.as_object_mut() else { continue };
+            if !wants_node_ports {
+                if svc_type == "ClusterIP" || svc_type == "ExternalName" {
+                    pm.remove("nodePort");
+                }
+                continue;
+            }
+            let requested = pm.get("nodePort").and_then(Value::as_u64).filter(|n| *n != 0);
+            let port = match requested {
+                Some(n) => {
+                    let n16 = u16::try_from(n).unwrap_or(0);
+                    if !(NODE_PORT_MIN..=NODE_PORT_MAX).contains(&n16) {
+                        return Err(svc_invalid_port(
+                            i,
+                            n,
+                            format!(
+                                "provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+                            ),
+                        ));
+                    }
+                    if used_ports.contains(&n16) || mine.contains(&n16) {
+                        return Err(svc_invalid_port(i, n, "provided port is already allocated".into()));
+                    }
+                    n16
+                }
+                None => {
+                    let same = old_ports
+                        .iter()
+                        .find(|o| o.get("port") == pm.get("port") && o.get("protocol") == pm.get("protocol"));
+                    match same.and_then(|o| o.get("nodePort")).and_then(Value::as_u64) {
+                        Some(n) => n as u16,
+                        None => {
+                            let mut taken = used_ports.clone();
+                            taken.extend(mine.iter().copied());
+                            pick_node_port(&taken, &mut rng)
+                                .ok_or_else(|| ApiError::internal("failed to allocate a nodePort: range is full"))?
+                        }
+                    }
+                }
+            };
+            mine.insert(port);
+            pm.insert("nodePort".into(), json!(port));
+        }
+    }
+    let _ = svc_invalid;
+    Ok(())
+}
+
+fn svc_invalid_port(i: usize, n: u64, msg: String) -> ApiError {
+    let field = format!("spec.ports[{i}].nodePort");
+    let message = format!("Invalid value: {n}: {msg}");
+    ApiError::invalid(
+        "",
+        "Service",
+        "",
+        format!("Service is invalid: {field}: {message}"),
+        vec![Cause { reason: "FieldValueInvalid".into(), message, field }],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(qos_class(Some(&json!({"containers": [{"name": "a"}]}))), "BestEffort");
+        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(qos_class(Some(&g)), "Guaranteed");
+        let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
+        assert_eq!(qos_class(Some(&b)), "Burstable");
+    }
+
+    #[test]
+    fn unknown_fields_are_found_by_path() {
+        let def = rkube_registry::lookup("", "v1", "configmaps").unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1}, "data": {}, "extra": "x"});
+        let u = rkube_validation::unknown_fields(def, &obj).unwrap();
+        assert_eq!(u, vec!["metadata.bogus".to_string(), "extra".to_string()]);
+        let err = check_fields(def, &obj, FieldValidation::Strict).unwrap_err();
+        assert_eq!(err.code(), 400);
+        assert!(err.to_string().contains("strict decoding error: unknown field \"metadata.bogus\""), "{err}");
+        assert_eq!(check_fields(def, &obj, FieldValidation::Warn).unwrap().len(), 2);
+        assert!(check_fields(def, &obj, FieldValidation::Ignore).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,201 @@
+//! The watch cache: every stored object, decoded, in memory, plus a window of recent
+//! events.
+//!
+//! One task follows the store's watch of `/registry/` and applies each event here, so
+//! lists, gets and watches are served without re-reading the store. Every write handler
+//! waits with [`WatchCache::wait_for`] until the cache has seen its own write before it
+//! answers, which keeps reads consistent with acknowledged writes.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+
+use rkube_store::{Event, EventType, KeyValue, Revision, Store, StoreError};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+/// How many recent events a watch can start from without going to the store.
+const WINDOW: usize = 20_000;
+
+/// An object as cached: its JSON (storage version, `resourceVersion` filled in).
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub obj: Arc<Value>,
+    pub mod_revision: Revision,
+}
+
+/// One change as the cache saw it.
+#[derive(Debug, Clone)]
+pub struct CacheEvent {
+    pub revision: Revision,
+    pub key: Arc<str>,
+    pub kind: EventType,
+    /// The new object, or for a delete the last state (with the delete's revision as its
+    /// resourceVersion, as upstream reports deletions).
+    pub obj: Arc<Value>,
+    pub prev: Option<Arc<Value>>,
+}
+
+struct State {
+    objects: BTreeMap<String, Cached>,
+    events: VecDeque<CacheEvent>,
+    /// Events with revision > this are all in `events`.
+    window_start: Revision,
+    revision: Revision,
+}
+
+/// The cache shared by every handler.
+pub struct WatchCache {
+    state: RwLock<State>,
+    live: broadcast::Sender<CacheEvent>,
+    rev_tx: watch::Sender<Revision>,
+}
+
+/// Decodes a stored value and stamps its resourceVersion.
+pub fn decode(kv: &KeyValue, revision: Revision) -> Option<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+    let meta = rkube_apimachinery::meta::metadata_mut(&mut v);
+    meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    Some(v)
+}
+
+impl WatchCache {
+    /// Loads every object from the store and starts following it.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<WatchCache>, StoreError> {
+        let snapshot = store.range("/registry/", None, 0, None).await?;
+        let mut objects = BTreeMap::new();
+        for kv in &snapshot.kvs {
+            if let Some(obj) = decode(kv, kv.mod_revision) {
+                objects.insert(kv.key.clone(), Cached { obj: Arc::new(obj), mod_revision: kv.mod_revision });
+            }
+        }
+        let rev = snapshot.revision;
+        let (live, _) = broadcast::channel(4096);
+        let (rev_tx, _) = watch::channel(rev);
+        let cache = Arc::new(WatchCache {
+            state: RwLock::new(State { objects, events: VecDeque::new(), window_start: rev, revision: rev }),
+            live,
+            rev_tx,
+        });
+        let mut stream = store.watch("/registry/", rev).await?;
+        let c = cache.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => c.apply(ev),
+                    Err(e) => {
+                        tracing::error!(error = %e, "store watch failed; cache stops following");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    fn apply(&self, ev: Event) {
+        let rev = ev.kv.mod_revision;
+        let key: Arc<str> = Arc::from(ev.kv.key.as_str());
+        let event = {
+            let mut st = self.state.write().expect("cache lock poisoned");
+            let prev = st.objects.get(&ev.kv.key).map(|c| c.obj.clone());
+            let event = match ev.event_type {
+                EventType::Put => {
+                    let Some(obj) = decode(&ev.kv, rev) else {
+                        tracing::warn!(key = %ev.kv.key, "undecodable object in store");
+                        st.revision = rev;
+                        drop(st);
+                        self.rev_tx.send_replace(rev);
+                        return;
+                    };
+                    let obj = Arc::new(obj);
+                    st.objects.insert(ev.kv.key.clone(), Cached { obj: obj.clone(), mod_revision: rev });
+                    CacheEvent { revision: rev, key, kind: EventType::Put, obj, prev }
+                }
+                EventType::Delete => {
+                    st.objects.remove(&ev.kv.key);
+                    let last = decode(&ev.kv, rev).or_else(|| prev.as_deref().cloned()).unwrap_or(Value::Null);
+                    CacheEvent { revision: rev, key, kind: EventType::Delete, obj: Arc::new(last), prev }
+                }
+            };
+            st.events.push_back(event.clone());
+            while st.events.len() > WINDOW {
+                if let Some(old) = st.events.pop_front() {
+                    st.window_start = old.revision;
+                }
+            }
+            st.revision = rev;
+            event
+        };
+        let _ = self.live.send(event);
+        self.rev_tx.send_replace(rev);
+    }
+
+    /// The newest revision the cache has applied.
+    pub fn revision(&self) -> Revision {
+        *self.rev_tx.borrow()
+    }
+
+    /// Waits until the cache has applied `rev`.
+    pub async fn wait_for(&self, rev: Revision) {
+        let mut rx = self.rev_tx.subscribe();
+        let _ = rx.wait_for(|r| *r >= rev).await;
+    }
+
+    pub fn get(&self, key: &str) -> Option<Cached> {
+        self.state.read().expect("cache lock poisoned").objects.get(key).cloned()
+    }
+
+    /// Every object under `prefix` strictly after `start_after`, in key order, with the
+    /// revision they were read at.
+    pub fn list(&self, prefix: &str, start_after: Option<&str>) -> (Vec<Cached>, Revision) {
+        let st = self.state.read().expect("cache lock poisoned");
+        let lower = match start_after {
+            Some(s) if s >= prefix => Bound::Excluded(s.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let items = st
+            .objects
+            .range((lower, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, st.revision)
+    }
+
+    /// Events after `rev` under `prefix` from the window, and a live receiver that
+    /// continues exactly after them. `None` when `rev` is older than the window.
+    pub fn watch_from(
+        &self,
+        prefix: &str,
+        rev: Revision,
+    ) -> Option<(Vec<CacheEvent>, broadcast::Receiver<CacheEvent>, Revision)> {
+        let st = self.state.read().expect("cache lock poisoned");
+        if rev < st.window_start {
+            return None;
+        }
+        let rx = self.live.subscribe();
+        let past = st.events.iter().filter(|e| e.revision > rev && e.key.starts_with(prefix)).cloned().collect();
+        Some((past, rx, st.revision))
+    }
+
+    /// A snapshot of current objects under `prefix` and a live receiver continuing after
+    /// them (for watches from "now" or resourceVersion=0).
+    pub fn snapshot_and_watch(&self, prefix: &str) -> (Vec<Cached>, broadcast::Receiver<CacheEvent>, Revision) {
+        let st = self.state.read().expect("cache lock poisoned");
+        let rx = self.live.subscribe();
+        let items = st
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, rx, st.revision)
+    }
+
+    /// The oldest revision a watch can start from in memory.
+    pub fn window_start(&self) -> Revision {
+        self.state.read().expect("cache lock poisoned").window_start
+    }
+}

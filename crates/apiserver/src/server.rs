@@ -1,0 +1,565 @@
+//! Starting and stopping the API server, the HTTPS listener, the initial cluster state,
+//! and the handlers that are more than generic REST (patch, scale, binding, eviction,
+//! OpenAPI).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rkube_apimachinery::status::success_status;
+use rkube_apimachinery::{ApiError, meta};
+use rkube_registry::{ResourceDef, lookup};
+use rkube_store::Store;
+use rkube_store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::auth::UserInfo;
+use crate::cache::WatchCache;
+use crate::certs::{CertError, ClusterCerts, write_private};
+use crate::rest::{Api, Target, WriteOptions, WriteResult};
+use crate::router::error_response;
+use crate::{Config, body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the store at {path}: {message}")]
+    Store { path: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Certs(#[from] CertError),
+    #[error("cannot create the initial cluster state: {0}")]
+    Bootstrap(String),
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub api: Arc<Api>,
+    shutdown: watch::Sender<bool>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections and waits a moment for requests in flight.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.accept_task).await;
+    }
+}
+
+/// Starts the API server: store, cache, initial state, certificates, HTTPS listener,
+/// then writes the kubeconfig.
+pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
+    let db_dir = config.data_dir.join("server").join("db");
+    std::fs::create_dir_all(&db_dir)
+        .map_err(|e| ServerError::Store { path: db_dir.display().to_string(), message: e.to_string() })?;
+    let db = db_dir.join("state.db");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db)
+            .map_err(|e| ServerError::Store { path: db.display().to_string(), message: e.to_string() })?,
+    );
+    let cache = WatchCache::start(store.clone())
+        .await
+        .map_err(|e| ServerError::Store { path: db.display().to_string(), message: e.to_string() })?;
+    let api = Arc::new(Api::new(store.clone(), cache, config.clone()));
+    // Managed-fields bookkeeping in the bootstrap writes already needs the schemas.
+    let _ = tokio::task::spawn_blocking(crate::openapi::get).await;
+    bootstrap(&api).await.map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+
+    let host = hostname();
+    let mut sans: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+        config.service_cidr.nth(1).to_string(),
+    ];
+    if !config.bind_address.is_unspecified() {
+        sans.push(config.bind_address.to_string());
+    }
+    if let Some(h) = host {
+        sans.push(h);
+    }
+    sans.extend(config.tls_sans.iter().cloned());
+    sans.dedup();
+    let certs = ClusterCerts::ensure(&config.data_dir, &sans)?;
+    let tls = certs.server_config()?;
+
+    let addr = SocketAddr::new(config.bind_address, config.port);
+    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
+    let app: Router = Router::new().fallback(crate::router::handle).with_state(api.clone());
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let accept_task = tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                c = listener.accept() => c,
+                _ = shutdown_rx.changed() => break,
+            };
+            let Ok((tcp, _peer)) = conn else { continue };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            let mut stop = shutdown_rx.clone();
+            tokio::spawn(async move {
+                let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+                    return;
+                };
+                let user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| UserInfo::from_certificate(c))
+                    .unwrap_or_else(UserInfo::anonymous);
+                let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(user.clone());
+                    app.clone().oneshot(req.map(Body::new))
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(Duration::from_secs(3), conn).await;
+                    }
+                }
+            });
+        }
+    });
+
+    spawn_compactor(api.clone());
+
+    if let Some(path) = &config.kubeconfig {
+        let host =
+            if config.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { config.bind_address };
+        let server = format!("https://{}", SocketAddr::new(host, addr.port()));
+        write_private(path, &certs.admin_kubeconfig(&server))?;
+    }
+    tracing::info!(%addr, "api server ready");
+    Ok(RunningServer { addr, api, shutdown, accept_task })
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Compacts the store history every five minutes to the revision of five minutes
+/// before, as kube-apiserver does with etcd.
+fn spawn_compactor(api: Arc<Api>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        tick.tick().await;
+        let mut previous = api.cache.revision();
+        loop {
+            tick.tick().await;
+            if let Err(e) = api.store.compact(previous).await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
+            previous = api.cache.revision();
+        }
+    });
+}
+
+/// The namespaces and Service every cluster starts with.
+async fn bootstrap(api: &Api) -> Result<(), ApiError> {
+    let ns_def = lookup("", "v1", "namespaces").expect("namespaces are served");
+    let opts = WriteOptions { field_manager: Some("rkube-apiserver".into()), ..Default::default() };
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if api.namespace_exists(ns).is_none() {
+            let t = Target { def: ns_def, namespace: None, name: None, subresource: None };
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}});
+            match api.create(&t, obj, &opts).await {
+                Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let svc_def = lookup("", "v1", "services").expect("services are served");
+    if api.current(svc_def, Some("default"), "kubernetes").is_none() {
+        let t = Target { def: svc_def, namespace: Some("default".into()), name: None, subresource: None };
+        let ip = api.config.service_cidr.nth(1).to_string();
+        let obj = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api.config.port}],
+                     "sessionAffinity": "None"}});
+        match api.create(&t, obj, &opts).await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    let mut r = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
+    *r.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn write_response(r: WriteResult) -> Response {
+    let mut resp = json_response(r.code, &r.body);
+    for w in &r.warnings {
+        if let Ok(h) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "\\\""))) {
+            resp.headers_mut().append(header::WARNING, h);
+        }
+    }
+    resp
+}
+
+/// The `autoscaling/v1` Scale view of a scalable object.
+pub fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+    let m = &obj["metadata"];
+    let selector = label_selector_string(&obj["spec"]["selector"]);
+    let _ = def;
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// A LabelSelector object in its string form (`app=nginx,tier in (a,b)`).
+fn label_selector_string(sel: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in ml {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+        }
+    }
+    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        match e["operator"].as_str().unwrap_or("") {
+            "In" => parts.push(format!("{key} in ({})", values.join(","))),
+            "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
+            "Exists" => parts.push(key.to_string()),
+            "DoesNotExist" => parts.push(format!("!{key}")),
+            _ => {}
+        }
+    }
+    parts.join(",")
+}
+
+/// PUT or PATCH of the scale subresource: `scale` is a replacement Scale, or `patch`
+/// is applied to the current Scale.
+pub async fn update_scale(
+    api: &Arc<Api>,
+    t: &Target,
+    scale: Option<Value>,
+    patch: Option<(&str, Value)>,
+    opts: &WriteOptions,
+) -> Result<Response, ApiError> {
+    let def = t.def;
+    let main = Target { subresource: None, ..t.clone() };
+    let r = api
+        .guaranteed_update(&main, opts, false, |cur| {
+            let cur = cur.ok_or_else(|| ApiError::not_found(def.group, def.plural, t.name.as_deref().unwrap_or("")))?;
+            let current_scale = scale_of(def, cur);
+            let new_scale = match (&scale, &patch) {
+                (Some(s), _) => s.clone(),
+                (None, Some((pt, p))) => apply_patch(def, "io.k8s.api.autoscaling.v1.Scale", pt, &current_scale, p)?,
+                (None, None) => current_scale.clone(),
+            };
+            let replicas = new_scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                ApiError::bad_request("the Scale's spec.replicas must be an integer")
+            })?;
+            if replicas < 0 {
+                return Err(ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    t.name.as_deref().unwrap_or(""),
+                    format!("Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0", t.name.as_deref().unwrap_or("")),
+                    vec![],
+                ));
+            }
+            let mut obj = cur.clone();
+            obj["spec"]["replicas"] = json!(replicas);
+            let rv = new_scale["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            let m = meta::metadata_mut(&mut obj);
+            if rv.is_empty() {
+                m.remove("resourceVersion");
+            } else {
+                m.insert("resourceVersion".into(), json!(rv));
+            }
+            Ok((obj, Vec::new()))
+        })
+        .await?;
+    Ok(json_response(200, &scale_of(def, &r.body)))
+}
+
+fn patch_error(def: &ResourceDef, current: &Value, e: rkube_patch::PatchError) -> ApiError {
+    match e.http_status() {
+        400 => ApiError::bad_request(e.to_string()),
+        422 => {
+            let name = meta::name(current).unwrap_or("");
+            let message = format!("the patch could not be applied: {e}");
+            // kubectl prints only the causes of an Invalid status, so the reason goes there.
+            let cause = rkube_apimachinery::Cause {
+                reason: "FieldValueInvalid".into(),
+                message: message.clone(),
+                field: "patch".into(),
+            };
+            ApiError::invalid(
+                def.group,
+                def.kind,
+                name,
+                format!("{} {name:?} is invalid: patch: {message}", def.kind),
+                vec![cause],
+            )
+        }
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json";
+
+/// Applies a patch document of the given media type to `current`. `root` names the
+/// OpenAPI definition that types a strategic merge patch.
+fn apply_patch(
+    def: &ResourceDef,
+    root: &str,
+    patch_type: &str,
+    current: &Value,
+    patch: &Value,
+) -> Result<Value, ApiError> {
+    match patch_type {
+        "application/json-patch+json" => {
+            rkube_patch::json_patch(current, patch).map_err(|e| patch_error(def, current, e))
+        }
+        "application/merge-patch+json" => {
+            if !patch.is_object() {
+                return Err(ApiError::bad_request("the patch must be a JSON object"));
+            }
+            Ok(rkube_patch::json_merge_patch(current, patch))
+        }
+        "application/strategic-merge-patch+json" => {
+            let schema = rkube_patch::Schema::new(crate::openapi::get().schemas());
+            rkube_patch::strategic_merge_patch(current, patch, &schema, root).map_err(|e| patch_error(def, current, e))
+        }
+        other => Err(ApiError::UnsupportedMediaType {
+            message: format!(
+                "the body of the request was in an unknown format - accepted media types include: {PATCH_TYPES} (got {other})"
+            ),
+        }),
+    }
+}
+
+/// PATCH of an object, its status or its scale.
+pub async fn patch(
+    api: &Arc<Api>,
+    t: &Target,
+    sub: Option<&str>,
+    patch_type: &str,
+    body: &[u8],
+    opts: &WriteOptions,
+) -> Result<Response, ApiError> {
+    let def = t.def;
+    let is_apply = patch_type == "application/apply-patch+yaml";
+    let patch: Value = if is_apply {
+        rkube_patch::apply::parse_apply_body(body).map_err(|e| ApiError::bad_request(e.to_string()))?
+    } else if matches!(
+        patch_type,
+        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json"
+    ) {
+        body::decode_json(body)?
+    } else {
+        return Err(ApiError::UnsupportedMediaType {
+            message: format!(
+                "the body of the request was in an unknown format - accepted media types include: {PATCH_TYPES} (got {patch_type})"
+            ),
+        });
+    };
+    let manager = opts.field_manager.clone().unwrap_or_default();
+    if is_apply && manager.is_empty() {
+        return Err(ApiError::bad_request(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
+    }
+    if sub == Some("scale") {
+        if is_apply {
+            return Err(ApiError::UnsupportedMediaType {
+                message: "apply patches are not supported on the scale subresource".into(),
+            });
+        }
+        return update_scale(api, t, None, Some((patch_type, patch)), opts).await;
+    }
+    let opts = WriteOptions { apply: is_apply, ..opts.clone() };
+    let name = t.name.clone().unwrap_or_default();
+    let schema = rkube_patch::Schema::new(crate::openapi::get().schemas());
+    let r = api
+        .guaranteed_update(t, &opts, is_apply, |cur| {
+            if is_apply {
+                if patch.get("kind").and_then(Value::as_str) != Some(def.kind)
+                    || patch.get("apiVersion").and_then(Value::as_str) != Some(def.api_version().as_str())
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "the apply configuration must have apiVersion {:?} and kind {:?} to be applied to {}",
+                        def.api_version(),
+                        def.kind,
+                        def.qualified_name()
+                    )));
+                }
+                let live = cur.map(|c| {
+                    let mut c = c.clone();
+                    meta::metadata_mut(&mut c).remove("resourceVersion");
+                    c
+                });
+                let mut merged = rkube_patch::apply::apply(
+                    live.as_ref(),
+                    &patch,
+                    &opts.field_manager.clone().unwrap_or_default(),
+                    opts.force,
+                    &schema,
+                    def.openapi_name,
+                    &crate::rest::now_rfc3339(),
+                )
+                .map_err(|e| apply_error(&e))?;
+                let m = meta::metadata_mut(&mut merged);
+                m.insert("name".into(), json!(name));
+                if let Some(ns) = &t.namespace {
+                    m.insert("namespace".into(), json!(ns));
+                }
+                // A resourceVersion in the configuration is a precondition.
+                if let Some(rv) =
+                    patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty())
+                {
+                    m.insert("resourceVersion".into(), json!(rv));
+                }
+                return Ok((merged, Vec::new()));
+            }
+            let cur = cur.ok_or_else(|| ApiError::not_found(def.group, def.plural, &name))?;
+            let mut base = cur.clone();
+            meta::metadata_mut(&mut base).remove("resourceVersion");
+            let mut new = apply_patch(def, def.openapi_name, patch_type, &base, &patch)?;
+            // A resourceVersion in the patch is a precondition; otherwise patches apply
+            // to whatever is current.
+            let patched_rv = meta::resource_version(&new).map(str::to_string);
+            let m = meta::metadata_mut(&mut new);
+            match patched_rv {
+                Some(rv) if !rv.is_empty() => m.insert("resourceVersion".into(), json!(rv)),
+                _ => m.remove("resourceVersion"),
+            };
+            Ok((new, Vec::new()))
+        })
+        .await?;
+    Ok(write_response(r))
+}
+
+fn apply_error(e: &rkube_patch::apply::ApplyError) -> ApiError {
+    match e {
+        rkube_patch::apply::ApplyError::Conflicts(conflicts) => ApiError::ApplyConflict {
+            message: e.to_string(),
+            causes: conflicts
+                .iter()
+                .map(|c| rkube_apimachinery::Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: c.cause_message(),
+                    field: c.field.clone(),
+                })
+                .collect(),
+        },
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// POST to a subresource: pods/binding, pods/eviction.
+pub async fn create_subresource(
+    api: &Arc<Api>,
+    t: &Target,
+    sub: &str,
+    body: Value,
+    opts: &WriteOptions,
+) -> Result<Response, ApiError> {
+    let def = t.def;
+    let name = t.name.clone().unwrap_or_default();
+    match (def.group, def.plural, sub) {
+        ("", "pods", "binding") => {
+            let node = body["target"]["name"].as_str().unwrap_or("").to_string();
+            if node.is_empty() {
+                return Err(ApiError::invalid(
+                    "",
+                    "Binding",
+                    &name,
+                    format!("Binding \"{name}\" is invalid: target.name: Required value"),
+                    vec![],
+                ));
+            }
+            let main = Target { subresource: None, ..t.clone() };
+            api.guaranteed_update(&main, opts, false, |cur| {
+                let cur = cur.ok_or_else(|| ApiError::not_found("", "pods", &name))?;
+                let assigned = cur["spec"]["nodeName"].as_str().unwrap_or("");
+                if !assigned.is_empty() {
+                    return Err(ApiError::conflict(
+                        "",
+                        "pods",
+                        &name,
+                        &format!("pod {name} is already assigned to node \"{assigned}\""),
+                    ));
+                }
+                let mut new = cur.clone();
+                new["spec"]["nodeName"] = json!(node);
+                meta::metadata_mut(&mut new).remove("resourceVersion");
+                Ok((new, Vec::new()))
+            })
+            .await?;
+            Ok(json_response(201, &success_status(None)))
+        }
+        ("", "pods", "eviction") => {
+            let pod = api.get(&Target { subresource: None, ..t.clone() }).await?;
+            check_disruption_budgets(api, &pod)?;
+            let del = crate::rest::DeleteOptions {
+                dry_run: opts.dry_run,
+                grace_period_seconds: body["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+                ..Default::default()
+            };
+            api.delete(&Target { subresource: None, ..t.clone() }, &del).await?;
+            Ok(json_response(201, &success_status(None)))
+        }
+        _ => Err(ApiError::method_not_allowed(format!("POST on {}/{sub} is not supported", def.plural))),
+    }
+}
+
+/// Refuses an eviction a PodDisruptionBudget forbids (429, as upstream).
+fn check_disruption_budgets(api: &Api, pod: &Value) -> Result<(), ApiError> {
+    let ns = meta::namespace(pod).unwrap_or("");
+    let (pdbs, _) = api.cache.list(&format!("/registry/poddisruptionbudgets/{ns}/"), None);
+    for c in pdbs {
+        let sel = &c.obj["spec"]["selector"];
+        let Ok(s) = rkube_apimachinery::selector::LabelSelector::parse(&label_selector_string(sel)) else { continue };
+        if s.is_empty() || !s.matches(meta::labels(pod)) {
+            continue;
+        }
+        if c.obj["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) <= 0 {
+            return Err(ApiError::TooManyRequests {
+                message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Kept for the router's error path.
+pub fn error(e: &ApiError) -> Response {
+    error_response(e)
+}

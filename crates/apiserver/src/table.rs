@@ -1,0 +1,75 @@
+//! `meta.k8s.io/v1` Table and PartialObjectMetadata renderings.
+
+use rkube_registry::ResourceDef;
+use serde_json::{Value, json};
+
+/// What a Table row's `object` holds (`?includeObject=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IncludeObject {
+    None,
+    #[default]
+    Metadata,
+    Object,
+}
+
+impl IncludeObject {
+    pub fn parse(s: Option<&str>) -> IncludeObject {
+        match s {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+pub fn partial_metadata_list(items: &[Value], list_meta: Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "items": items.iter().map(partial_metadata).collect::<Vec<_>>(),
+    })
+}
+
+fn columns(def: &ResourceDef) -> Vec<Value> {
+    rkube_printers::column_definitions(def)
+}
+
+fn row(def: &ResourceDef, obj: &Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
+    let cells = rkube_printers::row_cells(def, obj, now);
+    let mut row = json!({"cells": cells});
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Metadata => row["object"] = partial_metadata(obj),
+        IncludeObject::Object => row["object"] = obj.clone(),
+    }
+    row
+}
+
+/// A Table of `items` (served objects). `with_columns` is false for watch events after
+/// the first, as upstream sends the definitions once.
+pub fn table(
+    def: &ResourceDef,
+    items: &[Value],
+    list_meta: Value,
+    include: IncludeObject,
+    with_columns: bool,
+) -> Value {
+    let now = jiff::Timestamp::now();
+    let mut t = json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "rows": items.iter().map(|o| row(def, o, include, now)).collect::<Vec<_>>(),
+    });
+    t["columnDefinitions"] = if with_columns { Value::Array(columns(def)) } else { json!([]) };
+    t
+}

@@ -1,0 +1,253 @@
+//! Watch streams: newline-delimited JSON events over a chunked response.
+//!
+//! A watch starts from the cache's window when it can (the usual case), from the
+//! store's history when the requested revision is older than the window, and answers an
+//! `ERROR` event with 410 Expired when neither has it. Selector-filtered watches turn an
+//! object leaving the selector into `DELETED` and one entering it into `ADDED`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rkube_apimachinery::selector::{FieldSelector, LabelSelector};
+use rkube_apimachinery::{ApiError, meta};
+use rkube_registry::ResourceDef;
+use rkube_store::{EventType, Revision};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::body::Rendering;
+use crate::cache::{CacheEvent, decode};
+use crate::rest::{Api, Target, prefix, store_error, to_served};
+use crate::table::{IncludeObject, partial_metadata, table};
+
+/// Parameters of one watch.
+#[derive(Debug, Clone)]
+pub struct WatchParams {
+    pub resource_version: Option<String>,
+    pub label_selector: LabelSelector,
+    pub field_selector: FieldSelector,
+    pub timeout: Duration,
+    pub bookmarks: bool,
+    pub send_initial_events: bool,
+    pub rendering: Rendering,
+    pub include: IncludeObject,
+}
+
+struct Filter {
+    def: &'static ResourceDef,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(meta::labels(obj)) && self.fields.matches(obj)
+    }
+
+    /// The event a watcher sees for a change, if any.
+    fn event(&self, kind: EventType, obj: &Value, prev: Option<&Value>) -> Option<(&'static str, Value)> {
+        let now = kind == EventType::Put && self.matches(obj);
+        let before = prev.is_some_and(|p| self.matches(p));
+        match (kind, before, now) {
+            (EventType::Delete, true, _) => Some(("DELETED", obj.clone())),
+            (EventType::Delete, false, _) => {
+                // Deleted: the last state decides (prev may be missing from history).
+                (prev.is_none() && self.matches(obj)).then(|| ("DELETED", obj.clone()))
+            }
+            (EventType::Put, false, true) => Some(("ADDED", obj.clone())),
+            (EventType::Put, true, true) => Some(("MODIFIED", obj.clone())),
+            (EventType::Put, true, false) => Some(("DELETED", obj.clone())),
+            (EventType::Put, false, false) => None,
+        }
+    }
+}
+
+struct Encoder {
+    def: &'static ResourceDef,
+    rendering: Rendering,
+    include: IncludeObject,
+    sent_columns: bool,
+}
+
+impl Encoder {
+    fn encode(&mut self, kind: &str, stored: &Value) -> Option<String> {
+        let obj = to_served(self.def, stored).ok()?;
+        let object = match self.rendering {
+            Rendering::Object => obj,
+            Rendering::PartialMetadata => partial_metadata(&obj),
+            Rendering::Table => {
+                let rv = meta::resource_version(&obj).unwrap_or("").to_string();
+                let t = table(self.def, &[obj], json!({"resourceVersion": rv}), self.include, !self.sent_columns);
+                self.sent_columns = true;
+                t
+            }
+        };
+        let mut line = serde_json::to_string(&json!({"type": kind, "object": object})).ok()?;
+        line.push('\n');
+        Some(line)
+    }
+
+    fn bookmark(&self, rev: Revision, initial_end: bool) -> String {
+        let mut metadata = json!({"resourceVersion": rev.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let obj = json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": metadata});
+        format!("{}\n", json!({"type": "BOOKMARK", "object": obj}))
+    }
+}
+
+fn error_line(e: &ApiError) -> String {
+    format!("{}\n", json!({"type": "ERROR", "object": e.to_status()}))
+}
+
+/// Starts a watch; the returned receiver yields the response body's chunks.
+pub fn start(api: Arc<Api>, t: &Target, params: WatchParams) -> Result<mpsc::Receiver<String>, ApiError> {
+    let def = t.def;
+    let supported = meta::supported_field_selectors(def.group, def.plural);
+    params.field_selector.check_supported(supported).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let pfx = prefix(def, t.namespace.as_deref());
+    let start_rev: Option<Revision> = match params.resource_version.as_deref() {
+        None | Some("") | Some("0") => None,
+        Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?),
+    };
+    let (tx, rx) = mpsc::channel::<String>(256);
+    let filter = Filter { def, labels: params.label_selector.clone(), fields: params.field_selector.clone() };
+    let enc = Encoder { def, rendering: params.rendering, include: params.include, sent_columns: false };
+    api.metrics.watchers.inc();
+    tokio::spawn(async move {
+        let deadline = tokio::time::sleep(params.timeout);
+        tokio::pin!(deadline);
+        let run = run_watch(&api, pfx, start_rev, filter, enc, &params, &tx);
+        tokio::select! {
+            _ = &mut deadline => {}
+            _ = run => {}
+            _ = tx.closed() => {}
+        }
+        api.metrics.watchers.dec();
+    });
+    Ok(rx)
+}
+
+async fn run_watch(
+    api: &Arc<Api>,
+    pfx: String,
+    start_rev: Option<Revision>,
+    filter: Filter,
+    mut enc: Encoder,
+    params: &WatchParams,
+    tx: &mpsc::Sender<String>,
+) {
+    let send = |s: String| async move { tx.send(s).await.is_ok() };
+    let (backlog, mut live, mut last_rev) = match start_rev {
+        None => {
+            let (items, rx, rev) = api.cache.snapshot_and_watch(&pfx);
+            for c in items {
+                if filter.matches(&c.obj)
+                    && let Some(line) = enc.encode("ADDED", &c.obj)
+                    && !send(line).await
+                {
+                    return;
+                }
+            }
+            if params.send_initial_events && params.bookmarks && !send(enc.bookmark(rev, true)).await {
+                return;
+            }
+            (Vec::new(), rx, rev)
+        }
+        Some(rev) => match api.cache.watch_from(&pfx, rev) {
+            Some((past, rx, now)) => (past, rx, now.max(rev)),
+            None => {
+                // Older than the cache window: replay from the store's history.
+                match api.store.watch(&pfx, rev).await {
+                    Ok(mut stream) => {
+                        while let Some(ev) = stream.next().await {
+                            let Ok(ev) = ev else { break };
+                            let r = ev.kv.mod_revision;
+                            let Some(obj) = decode(&ev.kv, r) else { continue };
+                            let prev = ev.prev.as_ref().and_then(|p| decode(p, p.mod_revision));
+                            if let Some((kind, o)) = filter.event(ev.event_type, &obj, prev.as_ref())
+                                && let Some(line) = enc.encode(kind, &o)
+                                && !send(line).await
+                            {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = send(error_line(&store_error(e))).await;
+                        return;
+                    }
+                }
+            }
+        },
+    };
+    for ev in backlog {
+        last_rev = last_rev.max(ev.revision);
+        if !emit(&filter, &mut enc, &ev, tx).await {
+            return;
+        }
+    }
+    let mut bookmark_tick = tokio::time::interval(Duration::from_secs(30));
+    bookmark_tick.tick().await;
+    loop {
+        tokio::select! {
+            r = live.recv() => match r {
+                Ok(ev) => {
+                    if ev.revision <= last_rev || !ev.key.starts_with(pfx.as_str()) {
+                        continue;
+                    }
+                    last_rev = ev.revision;
+                    if !emit(&filter, &mut enc, &ev, tx).await {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let e = ApiError::Expired { message: format!("too old resource version: {last_rev}: watcher fell behind") };
+                    let _ = send(error_line(&e)).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = bookmark_tick.tick(), if params.bookmarks => {
+                let rev = api.cache.revision().max(last_rev);
+                if !send(enc.bookmark(rev, false)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn emit(filter: &Filter, enc: &mut Encoder, ev: &CacheEvent, tx: &mpsc::Sender<String>) -> bool {
+    let _ = filter.def;
+    match filter.event(ev.kind, &ev.obj, ev.prev.as_deref()) {
+        Some((kind, obj)) => match enc.encode(kind, &obj) {
+            Some(line) => tx.send(line).await.is_ok(),
+            None => true,
+        },
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_transitions() {
+        let def = rkube_registry::lookup("", "v1", "pods").unwrap();
+        let f = Filter { def, labels: LabelSelector::parse("app=web").unwrap(), fields: FieldSelector::default() };
+        let web = json!({"metadata": {"labels": {"app": "web"}}});
+        let db = json!({"metadata": {"labels": {"app": "db"}}});
+        assert_eq!(f.event(EventType::Put, &web, None).unwrap().0, "ADDED");
+        assert_eq!(f.event(EventType::Put, &web, Some(&web)).unwrap().0, "MODIFIED");
+        assert_eq!(f.event(EventType::Put, &db, Some(&web)).unwrap().0, "DELETED");
+        assert_eq!(f.event(EventType::Put, &web, Some(&db)).unwrap().0, "ADDED");
+        assert!(f.event(EventType::Put, &db, Some(&db)).is_none());
+        assert_eq!(f.event(EventType::Delete, &web, Some(&web)).unwrap().0, "DELETED");
+        assert!(f.event(EventType::Delete, &db, Some(&db)).is_none());
+    }
+}
