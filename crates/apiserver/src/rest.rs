@@ -691,7 +691,8 @@ impl Api {
                     ));
                 }
             }
-            let has_finalizers = obj["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+            let finalizers = deletion_finalizers(&obj, opts.propagation_policy.as_deref());
+            let has_finalizers = !finalizers.is_empty()
                 || (def.plural == "namespaces" && obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()));
             let graceful = admission::graceful_deletion_seconds(def, &obj, opts.grace_period_seconds);
             if has_finalizers || graceful.is_some() {
@@ -711,6 +712,9 @@ impl Api {
                             m.insert("generation".into(), json!(g + 1));
                         }
                     }
+                }
+                if !finalizers.is_empty() {
+                    meta::metadata_mut(&mut marked).insert("finalizers".into(), json!(finalizers));
                 }
                 if def.plural == "namespaces" {
                     marked["status"]["phase"] = json!("Terminating");
@@ -783,6 +787,38 @@ impl Api {
 }
 
 /// The store key of a stored object.
+/// The finalizers an object keeps once a delete with `policy` marks it: the garbage
+/// collector's `orphan` and `foregroundDeletion` are set from the propagation policy (an
+/// earlier choice stands when the request names none), as upstream's generic registry
+/// does; the collector removes them when it has handled the dependents.
+fn deletion_finalizers(obj: &Value, policy: Option<&str>) -> Vec<String> {
+    let current: Vec<String> = obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let had = |f: &str| current.iter().any(|c| c == f);
+    let orphan = match policy {
+        Some(p) => p == "Orphan",
+        None => had(FINALIZER_ORPHAN),
+    };
+    let foreground = match policy {
+        Some(p) => p == "Foreground",
+        None => had(FINALIZER_FOREGROUND),
+    };
+    let mut out: Vec<String> =
+        current.iter().filter(|f| *f != FINALIZER_ORPHAN && *f != FINALIZER_FOREGROUND).cloned().collect();
+    if orphan {
+        out.push(FINALIZER_ORPHAN.into());
+    }
+    if foreground {
+        out.push(FINALIZER_FOREGROUND.into());
+    }
+    out
+}
+
+const FINALIZER_ORPHAN: &str = "orphan";
+const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
 fn key_of(def: &ResourceDef, obj: &Value) -> String {
     key(def, meta::namespace(obj), meta::name(obj).unwrap_or_default())
 }
@@ -848,6 +884,23 @@ mod tests {
         assert_eq!(d.revision, 42);
         assert_eq!(d.start_after, "/registry/pods/default/web");
         assert_eq!(decode_continue("!!!").unwrap_err().code(), 400);
+    }
+
+    #[test]
+    fn deletion_finalizers_follow_the_propagation_policy() {
+        let obj = |f: Value| json!({"metadata": {"name": "x", "finalizers": f}});
+        let cases: Vec<(Value, Option<&str>, Vec<&str>)> = vec![
+            (json!(null), None, vec![]),
+            (json!(null), Some("Background"), vec![]),
+            (json!(null), Some("Orphan"), vec!["orphan"]),
+            (json!(null), Some("Foreground"), vec!["foregroundDeletion"]),
+            (json!(["keep", "orphan"]), None, vec!["keep", "orphan"]),
+            (json!(["keep", "orphan"]), Some("Foreground"), vec!["keep", "foregroundDeletion"]),
+            (json!(["foregroundDeletion"]), Some("Background"), vec![]),
+        ];
+        for (f, policy, want) in cases {
+            assert_eq!(deletion_finalizers(&obj(f.clone()), policy), want, "{f} {policy:?}");
+        }
     }
 
     #[test]

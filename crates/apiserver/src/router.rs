@@ -334,7 +334,17 @@ async fn resource(
             ));
         }
     };
-    labels.0 = verb;
+    // The metric's verb as upstream reports it (`LIST`, `WATCH`, `POST`, …).
+    labels.0 = match verb {
+        "watch" => "WATCH",
+        "list" => "LIST",
+        "get" => "GET",
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" if content_type.as_deref().is_some_and(|c| c.starts_with("application/apply-patch")) => "APPLY",
+        "patch" => "PATCH",
+        _ => "DELETE",
+    };
     let attrs = Attributes {
         user,
         verb,
@@ -488,7 +498,10 @@ fn delete_options(q: &Query, body: &[u8], content_type: Option<&str>) -> Result<
         let v = body::decode_object(content_type, body)?;
         opts.dry_run = v["dryRun"].as_array().is_some_and(|a| a.iter().any(|x| x == "All"));
         opts.grace_period_seconds = v["gracePeriodSeconds"].as_i64();
-        opts.propagation_policy = v["propagationPolicy"].as_str().map(str::to_string);
+        opts.propagation_policy = v["propagationPolicy"].as_str().map(str::to_string).or_else(|| {
+            // The deprecated `orphanDependents` means the same as a policy.
+            v["orphanDependents"].as_bool().map(|o| if o { "Orphan" } else { "Background" }.to_string())
+        });
         opts.precondition_uid = v["preconditions"]["uid"].as_str().map(str::to_string);
         opts.precondition_rv = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
     }
