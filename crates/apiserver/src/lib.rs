@@ -24,6 +24,7 @@ pub mod ipalloc;
 pub mod metrics;
 pub mod openapi;
 pub mod rest;
+pub mod reviews;
 pub mod router;
 pub mod server;
 pub mod table;

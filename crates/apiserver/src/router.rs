@@ -444,6 +444,10 @@ async fn resource(
             let opts = write_options(&q, &headers)?;
             let body = read_body(req).await?;
             let obj = body::decode_object(content_type.as_deref(), &body)?;
+            if rkube_registry::is_review(def) {
+                let answer = crate::reviews::answer(api.authorizer.as_ref(), user, def, ns.as_deref(), obj)?;
+                return Ok(json_response(201, &answer, "application/json"));
+            }
             Ok(write_response(def, api.create(&target, obj, &opts).await?))
         }
         ("create", Some(s)) => {

@@ -120,7 +120,8 @@ fn apps_v1_has_deployment_schema_and_patch_operation_kubectl_checks() {
 /// GVK, in Go's random map order, so every such operation must carry the parameter.
 #[test]
 fn every_patch_operation_of_every_kind_passes_kubectls_field_validation_check() {
-    for r in rkube_registry::RESOURCES {
+    // Review kinds are create-only, as upstream: kubectl never patches them.
+    for r in rkube_registry::RESOURCES.iter().filter(|r| r.verbs.contains(&"patch")) {
         let d = doc(&gv_key(r.group, r.version));
         let gvk = json!({"group": r.group, "kind": r.kind, "version": r.version});
         let ops: Vec<&Value> = d["paths"]

@@ -12,7 +12,8 @@
 use std::marker::PhantomData;
 
 use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2, batch::v1 as batch,
+    apps::v1 as apps, authentication::v1 as authentication, authorization::v1 as authorization,
+    autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2, batch::v1 as batch,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery, events::v1 as events,
     networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac, storage::v1 as storage,
 };
@@ -147,6 +148,7 @@ impl ResourceDef {
 const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 const NS_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+const CREATE_ONLY: &[&str] = &["create"];
 const ALL: &[&str] = &["all"];
 
 const fn gvk(group: &'static str, version: &'static str, kind: &'static str) -> Gvk {
@@ -325,7 +327,31 @@ pub static RESOURCES: &[ResourceDef] = &[
         short: &["ev"], categories: &[], sub: &[],
         verbs: ALL_VERBS, openapi: "io.k8s.api.events.v1.Event", typed: events::Event,
         storage: "events" as ("", "v1")),
+    // Reviews: create-only questions the server answers without storing anything.
+    resource!("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
+        namespaced: false, short: &[], categories: &[], sub: &[], verbs: CREATE_ONLY,
+        openapi: "io.k8s.api.authentication.v1.SelfSubjectReview", typed: authentication::SelfSubjectReview),
+    resource!("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+        "selfsubjectaccessreview", namespaced: false, short: &[], categories: &[], sub: &[], verbs: CREATE_ONLY,
+        openapi: "io.k8s.api.authorization.v1.SelfSubjectAccessReview",
+        typed: authorization::SelfSubjectAccessReview),
+    resource!("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+        "selfsubjectrulesreview", namespaced: false, short: &[], categories: &[], sub: &[], verbs: CREATE_ONLY,
+        openapi: "io.k8s.api.authorization.v1.SelfSubjectRulesReview",
+        typed: authorization::SelfSubjectRulesReview),
+    resource!("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview",
+        namespaced: false, short: &[], categories: &[], sub: &[], verbs: CREATE_ONLY,
+        openapi: "io.k8s.api.authorization.v1.SubjectAccessReview", typed: authorization::SubjectAccessReview),
+    resource!("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+        "localsubjectaccessreview", namespaced: true, short: &[], categories: &[], sub: &[], verbs: CREATE_ONLY,
+        openapi: "io.k8s.api.authorization.v1.LocalSubjectAccessReview",
+        typed: authorization::LocalSubjectAccessReview),
 ];
+
+/// Whether objects of this resource are answered, never stored (the review kinds).
+pub fn is_review(def: &ResourceDef) -> bool {
+    def.verbs == CREATE_ONLY
+}
 
 /// The groups served, each with its versions in preferred-first order.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {

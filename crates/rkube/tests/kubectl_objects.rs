@@ -468,3 +468,23 @@ fn errors_as_upstream() {
         assert!(err.contains("namespaces \"does-not-exist\" not found"), "{v}: {err}");
     }
 }
+
+/// `auth can-i` and `auth whoami` (protobuf bodies from kubectl 1.32 on).
+#[test]
+fn auth_can_i_and_whoami() {
+    let c = Cluster::start();
+    for v in VERSIONS {
+        let k = c.kubectl(v);
+        assert_eq!(k.run(&["auth", "can-i", "create", "pods"]).trim(), "yes", "{v}");
+        assert_eq!(k.run(&["auth", "can-i", "get", "/healthz"]).trim(), "yes", "{v}");
+        let list = k.run(&["auth", "can-i", "--list"]);
+        assert!(list.contains("*.*"), "{v}: {list}");
+        let who = k.run(&["auth", "whoami", "-o", "json"]);
+        let who: Value = serde_json::from_str(&who).expect("json");
+        assert_eq!(who["status"]["userInfo"]["username"], "system:admin", "{v}");
+        assert!(
+            who["status"]["userInfo"]["groups"].as_array().is_some_and(|g| g.iter().any(|x| x == "system:masters")),
+            "{v}"
+        );
+    }
+}
