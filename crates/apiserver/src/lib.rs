@@ -49,6 +49,9 @@ pub struct Config {
     pub cluster_cidr: ipnet_lite::Ipv4Net,
     /// Extra names and addresses the serving certificate covers.
     pub tls_sans: Vec<String>,
+    /// How often the store history is compacted (to the revision of one interval ago);
+    /// watches from before it get 410 Gone. Upstream's `--etcd-compaction-interval`.
+    pub compaction_interval: std::time::Duration,
 }
 
 /// A minimal IPv4 CIDR type, enough for the service and cluster ranges.

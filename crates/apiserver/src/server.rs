@@ -158,11 +158,15 @@ fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Compacts the store history every five minutes to the revision of five minutes
-/// before, as kube-apiserver does with etcd.
+/// Compacts the store history every interval (five minutes by default) to the revision
+/// of one interval before, as kube-apiserver does with etcd.
 fn spawn_compactor(api: Arc<Api>) {
+    let every = api.config.compaction_interval;
+    if every.is_zero() {
+        return;
+    }
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut tick = tokio::time::interval(every);
         tick.tick().await;
         let mut previous = api.cache.revision();
         loop {

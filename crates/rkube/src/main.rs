@@ -46,6 +46,24 @@ struct ServerArgs {
     /// Extra host names or addresses for the serving certificate.
     #[arg(long = "tls-san")]
     tls_san: Vec<String>,
+    /// How often the store history is compacted, e.g. `5m`, `30s` (`0s` never).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    compaction_interval: std::time::Duration,
+}
+
+/// `90s`, `5m`, `1h`: a whole number and one unit.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 =
+        n.parse().map_err(|_| format!("invalid duration {s:?}: expected a number and a unit, like 30s or 5m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("invalid duration {s:?}: the unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +92,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         service_cidr,
         cluster_cidr,
         tls_sans: args.tls_san,
+        compaction_interval: args.compaction_interval,
     };
     let running = rkube_apiserver::run(config)
         .await

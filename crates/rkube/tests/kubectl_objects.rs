@@ -463,6 +463,14 @@ fn errors_as_upstream() {
         k.run(&["set", "image", "pod/p", "p=busybox:1.36", "-n", &ns]);
         assert_eq!(k.json(&["get", "pod", "p", "-n", &ns])["spec"]["containers"][0]["image"], "busybox:1.36", "{v}");
 
+        // generateName: the server picks the name.
+        let out = k.run_stdin(
+            &["create", "-o", "name", "-f", "-"],
+            &format!("{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"generateName\":\"gen-\",\"namespace\":\"{ns}\"}}}}"),
+        );
+        let generated = out.trim().strip_prefix("configmap/gen-").unwrap_or_else(|| panic!("{v}: {out}"));
+        assert_eq!(generated.len(), 5, "{v}: {out}");
+
         // A namespace that does not exist.
         let err = k.fail(&["create", "cm", "x", "-n", "does-not-exist"]);
         assert!(err.contains("namespaces \"does-not-exist\" not found"), "{v}: {err}");

@@ -32,6 +32,17 @@ impl Cluster {
 
     /// Starts a server on an existing data dir (restarts keep every object).
     pub fn start_in(dir: tempfile::TempDir) -> Cluster {
+        Self::start_in_with(dir, &[])
+    }
+
+    /// Starts a server with extra `rkube server` flags.
+    pub fn start_with(extra: &[&str]) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("temp dir");
+        Self::start_in_with(dir, extra)
+    }
+
+    /// Starts a server on an existing data dir with extra flags.
+    pub fn start_in_with(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         let kubeconfig = dir.path().join("kubeconfig.yaml");
         let _ = std::fs::remove_file(&kubeconfig);
         let log = std::fs::OpenOptions::new()
@@ -45,6 +56,7 @@ impl Cluster {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
