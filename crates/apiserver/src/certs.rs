@@ -166,15 +166,26 @@ impl ClusterCerts {
 
     /// A kubeconfig for the admin user against `server` (an https URL).
     pub fn admin_kubeconfig(&self, server: &str) -> String {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: {}\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\npreferences: {{}}\nusers:\n- name: default\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
-            b64(&self.ca_pem),
-            server,
-            b64(&self.admin_cert_pem),
-            b64(&self.admin_key_pem)
-        )
+        kubeconfig(&self.ca_pem, server, &self.admin_cert_pem, &self.admin_key_pem)
     }
+
+    /// A kubeconfig with a fresh client certificate for `user` in `group`, for the
+    /// components that run inside the server process (scheduler, controllers).
+    pub fn component_kubeconfig(&self, server: &str, user: &str, group: Option<&str>) -> Result<String, CertError> {
+        let (cert, key) = self.issue_client(user, group)?;
+        Ok(kubeconfig(&self.ca_pem, server, &cert, &key))
+    }
+}
+
+fn kubeconfig(ca_pem: &str, server: &str, cert_pem: &str, key_pem: &str) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: {}\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\npreferences: {{}}\nusers:\n- name: default\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+        b64(ca_pem),
+        server,
+        b64(cert_pem),
+        b64(key_pem)
+    )
 }
 
 fn issue_client(issuer: &Issuer<'_, KeyPair>, user: &str, group: Option<&str>) -> Result<(String, String), CertError> {

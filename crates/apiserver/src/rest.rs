@@ -742,12 +742,12 @@ impl Api {
                 }
             }
             if opts.dry_run {
-                return Ok(WriteResult { code: 200, body: to_served(def, &obj)?, warnings: vec![] });
+                return Ok(WriteResult { code: 200, body: deleted_answer(def, &obj)?, warnings: vec![] });
             }
             match self.store.delete(&k, cur.mod_revision).await {
                 Ok(kv) => {
                     self.cache.wait_for(kv.mod_revision).await;
-                    return Ok(WriteResult { code: 200, body: to_served(def, &obj)?, warnings: vec![] });
+                    return Ok(WriteResult { code: 200, body: deleted_answer(def, &obj)?, warnings: vec![] });
                 }
                 Err(StoreError::Conflict { current: Some(c), .. }) => {
                     self.cache.wait_for(c.mod_revision).await;
@@ -777,6 +777,8 @@ impl Api {
                 ..t.clone()
             };
             match self.delete(&target, opts).await {
+                // The list holds the objects, whatever a single DELETE would answer.
+                Ok(r) if r.body["kind"] == "Status" => deleted.push(item),
                 Ok(r) => deleted.push(r.body),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -786,7 +788,19 @@ impl Api {
     }
 }
 
-/// The store key of a stored object.
+/// What a DELETE that removed `obj` answers: the object for the kinds upstream returns
+/// it for, else a `Success` Status naming it.
+fn deleted_answer(def: &ResourceDef, obj: &Value) -> Result<Value, ApiError> {
+    if rkube_registry::returns_deleted_object(def) {
+        return to_served(def, obj);
+    }
+    let mut details = json!({"name": obj_name(obj), "kind": def.plural, "uid": meta::uid(obj).unwrap_or("")});
+    if !def.group.is_empty() {
+        details["group"] = json!(def.group);
+    }
+    Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+}
+
 /// The finalizers an object keeps once a delete with `policy` marks it: the garbage
 /// collector's `orphan` and `foregroundDeletion` are set from the propagation policy (an
 /// earlier choice stands when the request names none), as upstream's generic registry
@@ -819,6 +833,7 @@ fn deletion_finalizers(obj: &Value, policy: Option<&str>) -> Vec<String> {
 const FINALIZER_ORPHAN: &str = "orphan";
 const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
 
+/// The store key of a stored object.
 fn key_of(def: &ResourceDef, obj: &Value) -> String {
     key(def, meta::namespace(obj), meta::name(obj).unwrap_or_default())
 }

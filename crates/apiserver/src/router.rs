@@ -38,8 +38,10 @@ impl Query {
         self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 
+    /// A boolean parameter as upstream converts it: present means true unless it is
+    /// `0` or `false` (any case); an empty value is true.
     fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("true") | Some("1"))
+        self.get(k).is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
     }
 }
 
@@ -532,6 +534,13 @@ fn delete_options(q: &Query, body: &[u8], content_type: Option<&str>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boolean_parameters_as_upstream() {
+        let q = Query::parse(Some("a=true&b=1&c=True&d=&e=false&f=0&g=FALSE&h=yes"));
+        let got: Vec<bool> = ["a", "b", "c", "d", "e", "f", "g", "h", "missing"].iter().map(|k| q.flag(k)).collect();
+        assert_eq!(got, [true, true, true, true, false, false, false, true, false]);
+    }
 
     #[test]
     fn path_tails() {

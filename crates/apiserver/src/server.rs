@@ -44,11 +44,19 @@ pub enum ServerError {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub api: Arc<Api>,
+    /// The URL clients on this machine reach the API at.
+    pub url: String,
+    certs: ClusterCerts,
     shutdown: watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
+    /// A kubeconfig for an in-process component (`system:kube-scheduler`, …).
+    pub fn component_kubeconfig(&self, user: &str, group: Option<&str>) -> Result<String, CertError> {
+        self.certs.component_kubeconfig(&self.url, user, group)
+    }
+
     /// Stops accepting connections and waits a moment for requests in flight.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -144,14 +152,13 @@ pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
 
     spawn_compactor(api.clone());
 
+    let host = if config.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { config.bind_address };
+    let url = format!("https://{}", SocketAddr::new(host, addr.port()));
     if let Some(path) = &config.kubeconfig {
-        let host =
-            if config.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { config.bind_address };
-        let server = format!("https://{}", SocketAddr::new(host, addr.port()));
-        write_private(path, &certs.admin_kubeconfig(&server))?;
+        write_private(path, &certs.admin_kubeconfig(&url))?;
     }
     tracing::info!(%addr, "api server ready");
-    Ok(RunningServer { addr, api, shutdown, accept_task })
+    Ok(RunningServer { addr, api, url, certs, shutdown, accept_task })
 }
 
 fn hostname() -> Option<String> {

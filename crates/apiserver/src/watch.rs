@@ -57,7 +57,14 @@ impl Filter {
             }
             (EventType::Put, false, true) => Some(("ADDED", obj.clone())),
             (EventType::Put, true, true) => Some(("MODIFIED", obj.clone())),
-            (EventType::Put, true, false) => Some(("DELETED", obj.clone())),
+            // Upstream reports the object as it last matched, at the new revision.
+            (EventType::Put, true, false) => {
+                let mut last = prev.cloned().unwrap_or_else(|| obj.clone());
+                if let Some(rv) = meta::resource_version(obj).map(str::to_string) {
+                    meta::metadata_mut(&mut last).insert("resourceVersion".into(), json!(rv));
+                }
+                Some(("DELETED", last))
+            }
             (EventType::Put, false, false) => None,
         }
     }
@@ -249,5 +256,11 @@ mod tests {
         assert!(f.event(EventType::Put, &db, Some(&db)).is_none());
         assert_eq!(f.event(EventType::Delete, &web, Some(&web)).unwrap().0, "DELETED");
         assert!(f.event(EventType::Delete, &db, Some(&db)).is_none());
+        // Leaving the selector: the last matching content, at the new revision.
+        let web = json!({"metadata": {"labels": {"app": "web"}, "resourceVersion": "7"}});
+        let db = json!({"metadata": {"labels": {"app": "db"}, "resourceVersion": "9"}});
+        let (_, obj) = f.event(EventType::Put, &db, Some(&web)).unwrap();
+        assert_eq!(obj["metadata"]["labels"]["app"], "web");
+        assert_eq!(obj["metadata"]["resourceVersion"], "9");
     }
 }

@@ -444,7 +444,8 @@ fn resource_paths(ctx: &Ctx<'_>, paths: &mut Paths) {
         let mut op = ctx.op("delete", ctx.id("delete", ""), format!("delete a {kind}"), gvk);
         op.params = delete_params();
         op.body = Some(delete_body);
-        op.responses = responses(OK_ACCEPTED, OBJECT_TYPES, &status_ref);
+        let answer = if rkube_registry::returns_deleted_object(r) { &kind_ref } else { &status_ref };
+        op.responses = responses(OK_ACCEPTED, OBJECT_TYPES, answer);
         paths.op(&item, "delete", op);
     }
 

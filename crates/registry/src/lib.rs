@@ -348,6 +348,16 @@ pub static RESOURCES: &[ResourceDef] = &[
         typed: authorization::LocalSubjectAccessReview),
 ];
 
+/// Whether a DELETE answers with the deleted object (upstream's `ReturnDeletedObject`)
+/// rather than a `Status`. Objects only marked for deletion are always returned.
+pub fn returns_deleted_object(def: &ResourceDef) -> bool {
+    matches!(
+        (def.group, def.plural),
+        ("", "pods" | "services" | "persistentvolumes" | "persistentvolumeclaims")
+            | ("storage.k8s.io", "storageclasses")
+    )
+}
+
 /// Whether objects of this resource are answered, never stored (the review kinds).
 pub fn is_review(def: &ResourceDef) -> bool {
     def.verbs == CREATE_ONLY
