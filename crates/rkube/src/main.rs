@@ -66,6 +66,27 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// A kube-rs client for an in-process component, with a client certificate of its own.
+async fn component_client(running: &rkube_apiserver::RunningServer, user: &str) -> anyhow::Result<kube::Client> {
+    let text =
+        running.component_kubeconfig(user, None).with_context(|| format!("cannot issue a certificate for {user}"))?;
+    let kc = kube::config::Kubeconfig::from_yaml(&text).context("component kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("component client configuration")?;
+    kube::Client::try_from(config).context("component client")
+}
+
+fn controller_options(args: &ServerArgs) -> rkube_controllers::Options {
+    rkube_controllers::Options { cluster_cidr: args.cluster_cidr.clone(), ..Default::default() }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "rkube".into())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -91,7 +112,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig: Some(args.write_kubeconfig.clone()),
         service_cidr,
         cluster_cidr,
-        tls_sans: args.tls_san,
+        tls_sans: args.tls_san.clone(),
         compaction_interval: args.compaction_interval,
     };
     let running = rkube_apiserver::run(config)
@@ -102,6 +123,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         running.addr,
         args.write_kubeconfig.display()
     );
+    let identity = format!("{}_{}", hostname(), std::process::id());
+    let controllers = component_client(&running, "system:kube-controller-manager").await?;
+    tokio::spawn(rkube_controllers::run(controllers, controller_options(&args), identity.clone()));
+    let scheduler = component_client(&running, "system:kube-scheduler").await?;
+    tokio::spawn(rkube_scheduler::run(scheduler, identity));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
