@@ -28,6 +28,7 @@ pub mod reviews;
 pub mod router;
 pub mod server;
 pub mod table;
+pub mod tokens;
 pub mod watch;
 
 pub use server::{RunningServer, run};

@@ -33,6 +33,8 @@ pub struct Api {
     pub authorizer: Box<dyn Authorizer>,
     /// Serializes Service address allocation (read in-use set → pick → store).
     pub service_alloc: tokio::sync::Mutex<()>,
+    /// Signs and checks service-account tokens.
+    pub tokens: crate::tokens::TokenIssuer,
 }
 
 /// The object a request is about.
@@ -216,8 +218,14 @@ fn decode_continue(s: &str) -> Result<ContinueToken, ApiError> {
 }
 
 impl Api {
-    pub fn new(store: Arc<dyn Store>, cache: Arc<WatchCache>, config: Config) -> Api {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<WatchCache>,
+        config: Config,
+        tokens: crate::tokens::TokenIssuer,
+    ) -> Api {
         Api {
+            tokens,
             store,
             cache,
             config,
@@ -225,6 +233,26 @@ impl Api {
             authorizer: Box::new(AlwaysAllow),
             service_alloc: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The service account a bearer token stands for, if its signature checks out and
+    /// the objects it names still exist with the uids it was issued for.
+    pub fn authenticate_token(&self, token: &str) -> Option<crate::auth::UserInfo> {
+        let claims = self.tokens.verify(token)?;
+        let alive = |plural: &str, c: &crate::tokens::ObjectClaim| {
+            let def = rkube_registry::lookup("", "v1", plural)?;
+            let (obj, _) = self.current(def, Some(&claims.namespace), &c.name)?;
+            let deleting = obj["metadata"].get("deletionTimestamp").is_some_and(|d| !d.is_null());
+            (meta::uid(&obj) == Some(c.uid.as_str()) && !deleting).then_some(())
+        };
+        alive("serviceaccounts", &claims.serviceaccount)?;
+        if let Some(p) = &claims.pod {
+            alive("pods", p)?;
+        }
+        if let Some(s) = &claims.secret {
+            alive("secrets", s)?;
+        }
+        Some(crate::tokens::user_of(&claims))
     }
 
     fn not_found(&self, def: &ResourceDef, name: &str) -> ApiError {

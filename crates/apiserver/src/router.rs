@@ -80,7 +80,16 @@ fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
 /// The entry point of every request (authenticated by the server layer).
 pub async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let started = tokio::time::Instant::now();
-    let user = req.extensions().get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
+    let mut user = req.extensions().get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
+    if user.is_anonymous()
+        && let Some(token) = bearer_token(req.headers())
+    {
+        // A credential that does not check out is refused outright, as upstream does.
+        match api.authenticate_token(token) {
+            Some(u) => user = u,
+            None => return error_response(&ApiError::Unauthorized { message: "Unauthorized".into() }),
+        }
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("request", %method, %path, user = %user.username);
@@ -98,6 +107,12 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let verb = if labels.0.is_empty() { method.as_str() } else { labels.0 };
     api.metrics.observe(verb, &labels.1, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 fn version_body() -> Value {

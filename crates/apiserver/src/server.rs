@@ -38,6 +38,8 @@ pub enum ServerError {
     Certs(#[from] CertError),
     #[error("cannot create the initial cluster state: {0}")]
     Bootstrap(String),
+    #[error(transparent)]
+    Tokens(#[from] crate::tokens::TokenError),
 }
 
 /// A started server.
@@ -78,7 +80,8 @@ pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
     let cache = WatchCache::start(store.clone())
         .await
         .map_err(|e| ServerError::Store { path: db.display().to_string(), message: e.to_string() })?;
-    let api = Arc::new(Api::new(store.clone(), cache, config.clone()));
+    let tokens = crate::tokens::TokenIssuer::ensure(&config.data_dir.join("server").join("tls"))?;
+    let api = Arc::new(Api::new(store.clone(), cache, config.clone(), tokens));
     // Managed-fields bookkeeping in the bootstrap writes already needs the schemas.
     let _ = tokio::task::spawn_blocking(crate::openapi::get).await;
     bootstrap(&api).await.map_err(|e| ServerError::Bootstrap(e.to_string()))?;
@@ -535,6 +538,57 @@ pub async fn create_subresource(
             })
             .await?;
             Ok(json_response(201, &success_status(None)))
+        }
+        ("", "serviceaccounts", "token") => {
+            let ns = t.namespace.clone().unwrap_or_default();
+            let sa = api.get(&Target { subresource: None, ..t.clone() }).await?;
+            let mut claims = crate::tokens::KubernetesClaims {
+                namespace: ns.clone(),
+                serviceaccount: crate::tokens::ObjectClaim {
+                    name: name.clone(),
+                    uid: meta::uid(&sa).unwrap_or("").into(),
+                },
+                pod: None,
+                secret: None,
+            };
+            let bound = &body["spec"]["boundObjectRef"];
+            if bound.is_object() {
+                let kind = bound["kind"].as_str().unwrap_or("");
+                let plural = match kind {
+                    "Pod" => "pods",
+                    "Secret" => "secrets",
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "cannot bind a token to a {other:?}: boundObjectRef.kind must be Pod or Secret"
+                        )));
+                    }
+                };
+                let bound_name = bound["name"].as_str().unwrap_or("");
+                let def = lookup("", "v1", plural).expect("pods and secrets are served");
+                let target =
+                    Target { def, namespace: Some(ns.clone()), name: Some(bound_name.into()), subresource: None };
+                let obj = api.get(&target).await?;
+                let uid = meta::uid(&obj).unwrap_or("").to_string();
+                if let Some(want) = bound["uid"].as_str().filter(|u| !u.is_empty())
+                    && want != uid
+                {
+                    return Err(ApiError::conflict(
+                        "",
+                        plural,
+                        bound_name,
+                        &format!(
+                            "the UID in the bound object reference ({want}) does not match the UID in record ({uid})"
+                        ),
+                    ));
+                }
+                let c = Some(crate::tokens::ObjectClaim { name: bound_name.into(), uid });
+                if kind == "Pod" { claims.pod = c } else { claims.secret = c }
+            }
+            let (token, exp) = api
+                .tokens
+                .issue(&body["spec"], claims, jiff::Timestamp::now().as_second())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(json_response(201, &crate::tokens::token_request_response(&body, &ns, &name, &token, exp)))
         }
         ("", "pods", "eviction") => {
             let pod = api.get(&Target { subresource: None, ..t.clone() }).await?;

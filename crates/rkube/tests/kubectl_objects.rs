@@ -496,3 +496,51 @@ fn auth_can_i_and_whoami() {
         );
     }
 }
+
+/// `kubectl create token` issues a service-account token the server accepts as that
+/// service account, for as long as the account (and a bound pod) exists.
+#[test]
+fn service_account_tokens() {
+    let c = Cluster::start();
+    let url = c.server_url();
+    let empty = c.dir.path().join("no-user.yaml");
+    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").expect("write");
+    for v in VERSIONS {
+        let k = c.kubectl(v);
+        let ns = format!("tok-{}", v.replace('.', "-"));
+        k.run(&["create", "ns", &ns]);
+        k.run(&["create", "serviceaccount", "robot", "-n", &ns]);
+        let token = k.run(&["create", "token", "robot", "-n", &ns, "--duration=10m"]);
+        let token = token.trim();
+        assert_eq!(token.split('.').count(), 3, "{v}: a JWT: {token}");
+        let as_robot = |args: &[&str]| {
+            let mut a =
+                vec!["--kubeconfig", empty.to_str().expect("utf-8"), "--server", &url, "--insecure-skip-tls-verify"];
+            a.extend_from_slice(args);
+            k.try_run(&a)
+        };
+        let who = as_robot(&["--token", token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+        assert_eq!(who.stdout, format!("system:serviceaccount:{ns}:robot"), "{v}: {who:?}");
+        let r = as_robot(&["--token", token, "get", "cm", "-n", &ns]);
+        assert_eq!(r.code, 0, "{v}: {r:?}");
+        let r = as_robot(&["--token", "garbage.token.here", "get", "cm", "-n", &ns]);
+        assert!(r.stderr.contains("Unauthorized"), "{v}: {r:?}");
+
+        // Bound to a pod: valid while the pod lives.
+        k.run(&["run", "holder", "--image=busybox", "-n", &ns]);
+        let bound =
+            k.run(&["create", "token", "robot", "-n", &ns, "--bound-object-kind=Pod", "--bound-object-name=holder"]);
+        let bound = bound.trim();
+        assert_eq!(as_robot(&["--token", bound, "get", "cm", "-n", &ns]).code, 0, "{v}");
+        k.run(&["delete", "pod", "holder", "-n", &ns, "--wait=false"]);
+        let r = as_robot(&["--token", bound, "get", "cm", "-n", &ns]);
+        assert!(r.stderr.contains("Unauthorized"), "{v}: token outlived its pod: {r:?}");
+
+        // Deleting the account revokes its tokens.
+        k.run(&["delete", "sa", "robot", "-n", &ns]);
+        let r = as_robot(&["--token", token, "get", "cm", "-n", &ns]);
+        assert!(r.stderr.contains("Unauthorized"), "{v}: {r:?}");
+        let err = k.fail(&["create", "token", "nobody", "-n", &ns]);
+        assert!(err.contains("serviceaccounts \"nobody\" not found"), "{v}: {err}");
+    }
+}
