@@ -42,6 +42,12 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
         ("", "pods") => {
             let qos = qos_class(map.get("spec"));
             map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                default_tolerations(spec);
+                if spec.get("serviceAccountName").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    spec.insert("serviceAccountName".into(), json!("default"));
+                }
+            }
         }
         ("", "namespaces") => {
             map.insert("status".into(), json!({"phase": "Active"}));
@@ -57,6 +63,26 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
             map.insert("status".into(), json!({}));
         }
         _ => {}
+    }
+}
+
+/// Upstream's DefaultTolerationSeconds admission: a pod that does not tolerate the
+/// not-ready and unreachable NoExecute taints itself tolerates them for five minutes,
+/// which is how long it stays on a failed node before eviction.
+fn default_tolerations(spec: &mut serde_json::Map<String, Value>) {
+    const TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+    let list = spec.entry("tolerations").or_insert_with(|| json!([]));
+    let Some(list) = list.as_array_mut() else { return };
+    for taint in TAINTS {
+        let tolerated = list.iter().any(|t| {
+            let key = t["key"].as_str().unwrap_or("");
+            let effect = t["effect"].as_str().unwrap_or("");
+            (key == taint || (key.is_empty() && t["operator"] == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !tolerated {
+            list.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
     }
 }
 
@@ -330,6 +356,28 @@ fn svc_invalid_port(i: usize, n: u64, msg: String) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_get_default_tolerations_unless_they_have_their_own() {
+        let def = rkube_registry::lookup("", "v1", "pods").unwrap();
+        let mut pod = json!({"spec": {"containers": [{"name": "a"}]}});
+        prepare_create(def, &mut pod);
+        let keys: Vec<&str> =
+            pod["spec"]["tolerations"].as_array().unwrap().iter().filter_map(|t| t["key"].as_str()).collect();
+        assert_eq!(keys, ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]);
+        assert_eq!(pod["spec"]["tolerations"][0]["tolerationSeconds"], 300);
+        assert_eq!(pod["spec"]["serviceAccountName"], "default");
+        let mut own = json!({"spec": {"serviceAccountName": "robot", "tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}]}});
+        prepare_create(def, &mut own);
+        let t = own["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0]["tolerationSeconds"], 10);
+        assert_eq!(own["spec"]["serviceAccountName"], "robot");
+        let mut all = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        prepare_create(def, &mut all);
+        assert_eq!(all["spec"]["tolerations"].as_array().unwrap().len(), 1);
+    }
 
     #[test]
     fn qos_classes() {
