@@ -36,14 +36,14 @@ pub fn check_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) -> Re
 }
 
 /// Server-owned state of a new object: status as upstream's strategies reset it.
-pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
+pub fn prepare_create(def: &ResourceDef, obj: &mut Value, toleration_seconds: TolerationSeconds) {
     let Some(map) = obj.as_object_mut() else { return };
     match (def.group, def.plural) {
         ("", "pods") => {
             let qos = qos_class(map.get("spec"));
             map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
             if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
-                default_tolerations(spec);
+                default_tolerations(spec, toleration_seconds);
                 if spec.get("serviceAccountName").and_then(Value::as_str).is_none_or(str::is_empty) {
                     spec.insert("serviceAccountName".into(), json!("default"));
                 }
@@ -66,14 +66,28 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value) {
     }
 }
 
+/// `--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TolerationSeconds {
+    pub not_ready: i64,
+    pub unreachable: i64,
+}
+
+impl Default for TolerationSeconds {
+    fn default() -> Self {
+        TolerationSeconds { not_ready: 300, unreachable: 300 }
+    }
+}
+
 /// Upstream's DefaultTolerationSeconds admission: a pod that does not tolerate the
 /// not-ready and unreachable NoExecute taints itself tolerates them for five minutes,
 /// which is how long it stays on a failed node before eviction.
-fn default_tolerations(spec: &mut serde_json::Map<String, Value>) {
-    const TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+fn default_tolerations(spec: &mut serde_json::Map<String, Value>, seconds: TolerationSeconds) {
+    let taints =
+        [("node.kubernetes.io/not-ready", seconds.not_ready), ("node.kubernetes.io/unreachable", seconds.unreachable)];
     let list = spec.entry("tolerations").or_insert_with(|| json!([]));
     let Some(list) = list.as_array_mut() else { return };
-    for taint in TAINTS {
+    for (taint, secs) in taints {
         let tolerated = list.iter().any(|t| {
             let key = t["key"].as_str().unwrap_or("");
             let effect = t["effect"].as_str().unwrap_or("");
@@ -81,7 +95,7 @@ fn default_tolerations(spec: &mut serde_json::Map<String, Value>) {
                 && (effect.is_empty() || effect == "NoExecute")
         });
         if !tolerated {
-            list.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            list.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": secs}));
         }
     }
 }
@@ -361,7 +375,7 @@ mod tests {
     fn pods_get_default_tolerations_unless_they_have_their_own() {
         let def = rkube_registry::lookup("", "v1", "pods").unwrap();
         let mut pod = json!({"spec": {"containers": [{"name": "a"}]}});
-        prepare_create(def, &mut pod);
+        prepare_create(def, &mut pod, TolerationSeconds::default());
         let keys: Vec<&str> =
             pod["spec"]["tolerations"].as_array().unwrap().iter().filter_map(|t| t["key"].as_str()).collect();
         assert_eq!(keys, ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]);
@@ -369,13 +383,13 @@ mod tests {
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
         let mut own = json!({"spec": {"serviceAccountName": "robot", "tolerations": [
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}]}});
-        prepare_create(def, &mut own);
+        prepare_create(def, &mut own, TolerationSeconds::default());
         let t = own["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0]["tolerationSeconds"], 10);
         assert_eq!(own["spec"]["serviceAccountName"], "robot");
         let mut all = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
-        prepare_create(def, &mut all);
+        prepare_create(def, &mut all, TolerationSeconds::default());
         assert_eq!(all["spec"]["tolerations"].as_array().unwrap().len(), 1);
     }
 

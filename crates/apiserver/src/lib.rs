@@ -53,6 +53,8 @@ pub struct Config {
     /// How often the store history is compacted (to the revision of one interval ago);
     /// watches from before it get 410 Gone. Upstream's `--etcd-compaction-interval`.
     pub compaction_interval: std::time::Duration,
+    /// How long pods tolerate not-ready and unreachable nodes unless they say otherwise.
+    pub default_tolerations: admission::TolerationSeconds,
 }
 
 /// A minimal IPv4 CIDR type, enough for the service and cluster ranges.

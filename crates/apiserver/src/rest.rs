@@ -432,7 +432,7 @@ impl Api {
                 m.remove("generation");
             }
         }
-        admission::prepare_create(def, &mut obj);
+        admission::prepare_create(def, &mut obj, self.config.default_tolerations);
         admission::default_object(def, &mut obj);
         admission::validate_create(def, &obj)?;
         let name = obj_name(&obj);
@@ -567,9 +567,15 @@ impl Api {
             } else {
                 None
             };
-            // Finalizers gone on an object being deleted: the update is the delete.
+            // Finalizers gone on an object being deleted: the update is the delete. A
+            // namespace also waits for its spec.finalizers (`kubernetes`, removed by the
+            // namespace controller once the namespace is empty), as upstream's
+            // ShouldDeleteNamespaceDuringUpdate: else a status update would delete it.
             let deleting = stored["metadata"].get("deletionTimestamp").is_some_and(|d| !d.is_null())
-                && stored["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty());
+                && stored["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())
+                && (def.plural != "namespaces"
+                    || !def.group.is_empty()
+                    || stored["spec"]["finalizers"].as_array().is_none_or(|f| f.is_empty()));
             if deleting {
                 if opts.dry_run {
                     return Ok(WriteResult { code: 200, body: to_served(def, &stored)?, warnings });

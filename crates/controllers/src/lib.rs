@@ -19,6 +19,8 @@ use kube::Client;
 
 pub mod events;
 pub mod leader;
+pub mod nodeipam;
+pub mod nodelifecycle;
 
 /// Settings of the controllers, from the server's command line.
 #[derive(Debug, Clone)]
@@ -32,8 +34,6 @@ pub struct Options {
     /// How long a node's Lease may go unrenewed before it is Unknown
     /// (`--node-monitor-grace-period`, 40 s).
     pub node_monitor_grace_period: std::time::Duration,
-    /// Default toleration of unreachable/not-ready nodes given to pods (300 s).
-    pub default_toleration_seconds: i64,
 }
 
 impl Default for Options {
@@ -43,7 +43,6 @@ impl Default for Options {
             node_cidr_mask: 24,
             node_monitor_period: std::time::Duration::from_secs(5),
             node_monitor_grace_period: std::time::Duration::from_secs(40),
-            default_toleration_seconds: 300,
         }
     }
 }
@@ -58,7 +57,8 @@ pub struct Context {
 pub type ControllerLoop = fn(Arc<Context>) -> BoxFuture<'static, ()>;
 
 /// Every controller, by the name upstream gives it.
-pub static CONTROLLERS: &[(&str, ControllerLoop)] = &[];
+pub static CONTROLLERS: &[(&str, ControllerLoop)] =
+    &[("nodeipam", nodeipam::run), ("nodelifecycle", nodelifecycle::run)];
 
 /// Competes for leadership and runs every controller while leading.
 pub async fn run(client: Client, options: Options, identity: String) {

@@ -49,6 +49,18 @@ struct ServerArgs {
     /// How often the store history is compacted, e.g. `5m`, `30s` (`0s` never).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     compaction_interval: std::time::Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: std::time::Duration,
+    /// How long a node may go without a heartbeat before it is marked Unknown.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// How long pods stay on a not-ready node unless they say otherwise.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// How long pods stay on an unreachable node unless they say otherwise.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
 }
 
 /// `90s`, `5m`, `1h`: a whole number and one unit.
@@ -78,7 +90,12 @@ async fn component_client(running: &rkube_apiserver::RunningServer, user: &str) 
 }
 
 fn controller_options(args: &ServerArgs) -> rkube_controllers::Options {
-    rkube_controllers::Options { cluster_cidr: args.cluster_cidr.clone(), ..Default::default() }
+    rkube_controllers::Options {
+        cluster_cidr: args.cluster_cidr.clone(),
+        node_monitor_period: args.node_monitor_period,
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        ..Default::default()
+    }
 }
 
 fn hostname() -> String {
@@ -114,6 +131,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         cluster_cidr,
         tls_sans: args.tls_san.clone(),
         compaction_interval: args.compaction_interval,
+        default_tolerations: rkube_apiserver::admission::TolerationSeconds {
+            not_ready: args.default_not_ready_toleration_seconds,
+            unreachable: args.default_unreachable_toleration_seconds,
+        },
     };
     let running = rkube_apiserver::run(config)
         .await
