@@ -97,7 +97,7 @@ pub fn wanted_taints(current: &[Taint], health: Health, now: Timestamp) -> Vec<T
         out.push(existing.cloned().unwrap_or_else(|| Taint {
             key: key.into(),
             effect: effect.into(),
-            time_added: (effect == "NoExecute").then(|| Time(now)),
+            time_added: (effect == "NoExecute").then_some(Time(now)),
             value: None,
         }));
     }
@@ -325,8 +325,8 @@ mod tests {
     fn taints_follow_health_and_keep_their_time() {
         let now = t("2026-01-01T01:00:00Z");
         let user = taint("spray", "NoSchedule", None);
-        assert_eq!(wanted_taints(&[user.clone()], Health::Ready, now), vec![user.clone()]);
-        let got = wanted_taints(&[user.clone()], Health::Unknown, now);
+        assert_eq!(wanted_taints(std::slice::from_ref(&user), Health::Ready, now), vec![user.clone()]);
+        let got = wanted_taints(std::slice::from_ref(&user), Health::Unknown, now);
         assert_eq!(got.len(), 3);
         assert_eq!(got[2], taint(UNREACHABLE, "NoExecute", Some("2026-01-01T01:00:00Z")));
         let earlier = taint(UNREACHABLE, "NoExecute", Some("2026-01-01T00:30:00Z"));
