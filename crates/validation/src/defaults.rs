@@ -7,12 +7,14 @@ use serde_json::{Map, Value, json};
 use crate::json::{default, each_obj_mut, ensure_obj, obj_mut};
 
 /// Every key that names a volume source; a volume with none of them gets `emptyDir`.
+/// The volume source fields, in the order upstream's `validateVolumeSource` checks them:
+/// of several given, every one after the first is the one reported.
 pub(crate) const VOLUME_SOURCES: &[&str] = &[
-    "hostPath",
     "emptyDir",
+    "hostPath",
+    "gitRepo",
     "gcePersistentDisk",
     "awsElasticBlockStore",
-    "gitRepo",
     "secret",
     "nfs",
     "iscsi",
@@ -26,7 +28,6 @@ pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "downwardAPI",
     "fc",
     "azureFile",
-    "configMap",
     "vsphereVolume",
     "quobyte",
     "azureDisk",
@@ -35,6 +36,7 @@ pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "portworxVolume",
     "scaleIO",
     "storageos",
+    "configMap",
     "csi",
     "ephemeral",
     "image",

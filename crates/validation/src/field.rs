@@ -138,7 +138,7 @@ pub(crate) fn go_value(v: &Value) -> String {
         Value::String(s) => go_quote(s),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
-        Value::Object(m) if m.values().all(Value::is_string) => {
+        Value::Object(m) if !m.is_empty() && m.values().all(Value::is_string) => {
             let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
             pairs.sort_by(|a, b| a.0.cmp(b.0));
             let inner: Vec<String> =
