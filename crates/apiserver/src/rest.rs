@@ -282,7 +282,7 @@ impl Api {
         &self,
         t: &Target,
         opts: &ListOptions,
-    ) -> Result<(Vec<Value>, Revision, Option<String>), ApiError> {
+    ) -> Result<(Vec<Arc<Value>>, Revision, Option<String>), ApiError> {
         let pfx = prefix(t.def, t.namespace.as_deref());
         let supported = meta::supported_field_selectors(t.def.group, t.def.plural);
         opts.field_selector.check_supported(supported).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -342,7 +342,12 @@ impl Api {
                         break;
                     }
                     last_key = Some(key_of(t.def, &c.obj));
-                    out.push(to_served(t.def, &c.obj)?);
+                    // The cached object is shared as it is unless this version differs.
+                    out.push(if t.def.needs_conversion() {
+                        Arc::new(to_served(t.def, &c.obj)?)
+                    } else {
+                        c.obj.clone()
+                    });
                 }
             }
             Some(rev) => {
@@ -371,7 +376,7 @@ impl Api {
                             break;
                         }
                         last_key = Some(kv.key.clone());
-                        out.push(to_served(t.def, &obj)?);
+                        out.push(Arc::new(to_served(t.def, &obj)?));
                     }
                     if more || !page.more {
                         break;
@@ -483,13 +488,15 @@ impl Api {
         Ok(Some(ns))
     }
 
-    fn check_namespace_writable(&self, def: &ResourceDef, ns: &str, _name: &str) -> Result<(), ApiError> {
+    fn check_namespace_writable(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<(), ApiError> {
         match self.namespace_exists(ns) {
             None => Err(ApiError::not_found("", "namespaces", ns)),
+            // Upstream's NamespaceLifecycle admission: a Forbidden naming the object.
             Some(nsobj) if nsobj["status"]["phase"] == "Terminating" => Err(ApiError::Forbidden {
                 message: format!(
-                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    def.plural
+                    "{}{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    def.qualified_name(),
+                    if name.is_empty() { String::new() } else { format!(" \"{name}\"") }
                 ),
             }),
             Some(_) => Ok(()),
@@ -651,6 +658,27 @@ impl Api {
                     None => m.remove("resourceVersion"),
                 };
             }
+            Some("finalize") => {
+                // Only spec.finalizers changes through /finalize (upstream's
+                // namespace finalize strategy).
+                let finalizers = new.pointer("/spec/finalizers").cloned();
+                let rv = meta::resource_version(new).map(str::to_string);
+                let mut merged = old.clone();
+                match finalizers {
+                    Some(f) => merged["spec"]["finalizers"] = f,
+                    None => {
+                        if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("finalizers");
+                        }
+                    }
+                }
+                *new = merged;
+                let m = meta::metadata_mut(new);
+                match rv {
+                    Some(rv) => m.insert("resourceVersion".into(), json!(rv)),
+                    None => m.remove("resourceVersion"),
+                };
+            }
             _ => {
                 if (has_status(def) && def.plural != "nodes" || def.plural == "namespaces")
                     && let Some(m) = new.as_object_mut()
@@ -659,6 +687,17 @@ impl Api {
                         Some(s) => m.insert("status".into(), s.clone()),
                         None => m.remove("status"),
                     };
+                }
+                // A namespace's finalizers change only through /finalize.
+                if def.plural == "namespaces" && def.group.is_empty() {
+                    match old.pointer("/spec/finalizers") {
+                        Some(f) => new["spec"]["finalizers"] = f.clone(),
+                        None => {
+                            if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                                spec.remove("finalizers");
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -812,7 +851,7 @@ impl Api {
             };
             match self.delete(&target, opts).await {
                 // The list holds the objects, whatever a single DELETE would answer.
-                Ok(r) if r.body["kind"] == "Status" => deleted.push(item),
+                Ok(r) if r.body["kind"] == "Status" => deleted.push(Arc::unwrap_or_clone(item)),
                 Ok(r) => deleted.push(r.body),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -908,6 +947,31 @@ pub fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// A list body of served objects.
+/// The JSON bytes of a list, written straight from the (shared) items: a large list is
+/// never copied into one more `Value` on its way out.
+pub fn list_bytes(def: &ResourceDef, items: &[Arc<Value>], rev: Revision, token: Option<&str>) -> Vec<u8> {
+    let mut metadata = Map::new();
+    metadata.insert("resourceVersion".into(), json!(rev.to_string()));
+    if let Some(t) = token {
+        metadata.insert("continue".into(), json!(t));
+    }
+    let head = json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": metadata});
+    let mut out = serde_json::to_vec(&head).unwrap_or_default();
+    // `head` ends with `}`: reopen it for the items.
+    out.pop();
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if serde_json::to_writer(&mut out, item.as_ref()).is_err() {
+            out.extend_from_slice(b"null");
+        }
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
 pub fn list_body(def: &ResourceDef, items: Vec<Value>, rev: Revision, token: Option<String>) -> Value {
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), json!(rev.to_string()));
@@ -925,6 +989,21 @@ pub fn list_body(def: &ResourceDef, items: Vec<Value>, rev: Revision, token: Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_bytes_is_the_list_as_json() {
+        let def = rkube_registry::lookup("", "v1", "configmaps").unwrap();
+        let items = vec![Arc::new(json!({"metadata": {"name": "a"}})), Arc::new(json!({"metadata": {"name": "b"}}))];
+        let v: Value = serde_json::from_slice(&list_bytes(def, &items, 7, Some("tok"))).unwrap();
+        assert_eq!(
+            v,
+            json!({"kind": "ConfigMapList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "7", "continue": "tok"},
+            "items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]})
+        );
+        let v: Value = serde_json::from_slice(&list_bytes(def, &[], 1, None)).unwrap();
+        assert_eq!(v["items"], json!([]));
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {

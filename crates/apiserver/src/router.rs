@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::auth::{Attributes, Decision, UserInfo};
 use crate::body::{self, MAX_BODY, Rendering};
 use crate::discovery;
-use crate::rest::{Api, DeleteOptions, FieldValidation, ListOptions, Target, WriteOptions, WriteResult, list_body};
+use crate::rest::{Api, DeleteOptions, FieldValidation, ListOptions, Target, WriteOptions, WriteResult, list_bytes};
 use crate::table::{IncludeObject, partial_metadata, partial_metadata_list, table};
 use crate::watch::{self, WatchParams};
 
@@ -46,7 +46,10 @@ impl Query {
 }
 
 fn json_response(code: u16, body: &Value, content_type: &str) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes_response(code, serde_json::to_vec(body).unwrap_or_default(), content_type)
+}
+
+fn bytes_response(code: u16, bytes: Vec<u8>, content_type: &str) -> Response {
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
@@ -427,7 +430,13 @@ async fn resource(
                 list_meta["continue"] = json!(t);
             }
             Ok(match rendering {
-                Rendering::Object => json_response(200, &list_body(def, items, rev, token), "application/json"),
+                Rendering::Object => {
+                    // Encoding a big list takes a while: keep it off the async workers.
+                    let bytes = tokio::task::spawn_blocking(move || list_bytes(def, &items, rev, token.as_deref()))
+                        .await
+                        .map_err(|e| ApiError::internal(format!("encoding the list failed: {e}")))?;
+                    bytes_response(200, bytes, "application/json")
+                }
                 Rendering::PartialMetadata => json_response(
                     200,
                     &partial_metadata_list(&items, list_meta),
@@ -473,7 +482,7 @@ async fn resource(
             let opts = write_options(&q, &headers)?;
             crate::server::create_subresource(api, &target, s, obj, &opts).await
         }
-        ("update", None) | ("update", Some("status")) => {
+        ("update", None) | ("update", Some("status")) | ("update", Some("finalize")) => {
             let opts = write_options(&q, &headers)?;
             let body = read_body(req).await?;
             let obj = body::decode_object(content_type.as_deref(), &body)?;

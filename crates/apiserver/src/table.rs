@@ -1,5 +1,7 @@
 //! `meta.k8s.io/v1` Table and PartialObjectMetadata renderings.
 
+use std::borrow::Borrow;
+
 use rkube_registry::ResourceDef;
 use serde_json::{Value, json};
 
@@ -30,12 +32,12 @@ pub fn partial_metadata(obj: &Value) -> Value {
     })
 }
 
-pub fn partial_metadata_list(items: &[Value], list_meta: Value) -> Value {
+pub fn partial_metadata_list<T: Borrow<Value>>(items: &[T], list_meta: Value) -> Value {
     json!({
         "kind": "PartialObjectMetadataList",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta,
-        "items": items.iter().map(partial_metadata).collect::<Vec<_>>(),
+        "items": items.iter().map(|o| partial_metadata(o.borrow())).collect::<Vec<_>>(),
     })
 }
 
@@ -56,9 +58,9 @@ fn row(def: &ResourceDef, obj: &Value, include: IncludeObject, now: jiff::Timest
 
 /// A Table of `items` (served objects). `with_columns` is false for watch events after
 /// the first, as upstream sends the definitions once.
-pub fn table(
+pub fn table<T: Borrow<Value>>(
     def: &ResourceDef,
-    items: &[Value],
+    items: &[T],
     list_meta: Value,
     include: IncludeObject,
     with_columns: bool,
@@ -68,7 +70,7 @@ pub fn table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": list_meta,
-        "rows": items.iter().map(|o| row(def, o, include, now)).collect::<Vec<_>>(),
+        "rows": items.iter().map(|o| row(def, o.borrow(), include, now)).collect::<Vec<_>>(),
     });
     t["columnDefinitions"] = if with_columns { Value::Array(columns(def)) } else { json!([]) };
     t

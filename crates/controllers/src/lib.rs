@@ -17,10 +17,19 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use kube::Client;
 
+pub mod apiresources;
+pub mod deployment;
 pub mod events;
+pub mod garbagecollector;
 pub mod leader;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod replicaset;
+pub mod rollout;
+pub mod serviceaccount;
+pub mod workload;
+pub mod workqueue;
 
 /// Settings of the controllers, from the server's command line.
 #[derive(Debug, Clone)]
@@ -34,6 +43,9 @@ pub struct Options {
     /// How long a node's Lease may go unrenewed before it is Unknown
     /// (`--node-monitor-grace-period`, 40 s).
     pub node_monitor_grace_period: std::time::Duration,
+    /// PEM of the cluster CA (`<data-dir>/server/tls/cluster-ca.crt`), published in every
+    /// namespace as the `kube-root-ca.crt` ConfigMap; empty: not published.
+    pub root_ca_pem: String,
 }
 
 impl Default for Options {
@@ -43,6 +55,7 @@ impl Default for Options {
             node_cidr_mask: 24,
             node_monitor_period: std::time::Duration::from_secs(5),
             node_monitor_grace_period: std::time::Duration::from_secs(40),
+            root_ca_pem: String::new(),
         }
     }
 }
@@ -57,8 +70,16 @@ pub struct Context {
 pub type ControllerLoop = fn(Arc<Context>) -> BoxFuture<'static, ()>;
 
 /// Every controller, by the name upstream gives it.
-pub static CONTROLLERS: &[(&str, ControllerLoop)] =
-    &[("nodeipam", nodeipam::run), ("nodelifecycle", nodelifecycle::run)];
+pub static CONTROLLERS: &[(&str, ControllerLoop)] = &[
+    ("nodeipam", nodeipam::run),
+    ("nodelifecycle", nodelifecycle::run),
+    ("garbagecollector", garbagecollector::run),
+    ("namespace", namespace::run),
+    ("serviceaccount", serviceaccount::run),
+    ("root-ca-cert-publisher", serviceaccount::run_root_ca),
+    ("replicaset", replicaset::run),
+    ("deployment", deployment::run),
+];
 
 /// Competes for leadership and runs every controller while leading.
 pub async fn run(client: Client, options: Options, identity: String) {

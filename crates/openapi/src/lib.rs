@@ -73,6 +73,12 @@ impl OpenApi {
             })
             .collect();
         let index = json!({ "paths": index }).to_string().into_bytes();
+        let mut schemas = schemas;
+        // The documents are rendered; what stays in memory serves the patch engines,
+        // which never read descriptions, and those are most of the bulk.
+        for definition in schemas.values_mut() {
+            strip_descriptions(definition);
+        }
         OpenApi { index, documents, v2, schemas }
     }
 
@@ -104,9 +110,25 @@ impl OpenApi {
     }
 
     /// Every definition, keyed by upstream name, in v3 form (`$ref`s are
-    /// `#/components/schemas/<name>`) with the `x-kubernetes-*` extensions.
+    /// `#/components/schemas/<name>`) with the `x-kubernetes-*` extensions, without
+    /// descriptions (the served documents have them).
     pub fn schemas(&self) -> &Map<String, Value> {
         &self.schemas
+    }
+}
+
+fn strip_descriptions(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            // A property may itself be called `description` (a schema with a field of
+            // that name): only drop the annotation, which is always a string.
+            if m.get("description").is_some_and(Value::is_string) {
+                m.remove("description");
+            }
+            m.values_mut().for_each(strip_descriptions);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_descriptions),
+        _ => {}
     }
 }
 

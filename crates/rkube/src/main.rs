@@ -94,6 +94,9 @@ fn controller_options(args: &ServerArgs) -> rkube_controllers::Options {
         cluster_cidr: args.cluster_cidr.clone(),
         node_monitor_period: args.node_monitor_period,
         node_monitor_grace_period: args.node_monitor_grace_period,
+        // Published in every namespace as kube-root-ca.crt; written before we get here.
+        root_ca_pem: std::fs::read_to_string(args.data_dir.join("server").join("tls").join("cluster-ca.crt"))
+            .unwrap_or_default(),
         ..Default::default()
     }
 }

@@ -72,6 +72,14 @@ async fn watch_and_list_semantics() {
     let client = connect(&c).await;
     namespace(&client, "w").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "w");
+    // The controllers publish kube-root-ca.crt in every new namespace; let that settle
+    // so it does not interleave with the changes watched below.
+    for _ in 0..200 {
+        if api.get_opt("kube-root-ca.crt").await.expect("get").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for i in 0..5 {
         api.create(&PostParams::default(), &cm(&format!("cm-{i}"), &[("app", "x")])).await.expect("create");
     }
@@ -81,7 +89,7 @@ async fn watch_and_list_semantics() {
     let mut token: Option<String> = None;
     let mut list_rv = String::new();
     loop {
-        let mut lp = ListParams::default().limit(2);
+        let mut lp = ListParams::default().labels("app").limit(2);
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }
@@ -104,7 +112,7 @@ async fn watch_and_list_semantics() {
     assert_eq!(describe(&e), "MODIFIED cm-1");
 
     // resourceVersion=0: synthetic ADDED for the current state first.
-    let mut from_zero = api.watch(&WatchParams::default(), "0").await.expect("watch from 0").boxed();
+    let mut from_zero = api.watch(&WatchParams::default().labels("app"), "0").await.expect("watch from 0").boxed();
     let mut added = Vec::new();
     for _ in 0..5 {
         added.push(describe(&next_event(&mut from_zero, 10).await));
@@ -198,15 +206,23 @@ async fn deletion_semantics() {
     assert!(api.get_opt("dry").await.expect("get").is_some());
 
     // Orphan and Foreground propagation leave the garbage collector's finalizers.
+    // (The answer shows the marked object; the garbage collector then finishes the
+    // delete at once, since these have no dependents.)
     api.create(&PostParams::default(), &cm("orph", &[])).await.expect("create");
-    api.delete("orph", &DeleteParams::orphan()).await.expect("orphan delete");
-    let got = api.get("orph").await.expect("marked");
-    assert_eq!(got.metadata.finalizers, Some(vec!["orphan".to_string()]));
+    let marked = api.delete("orph", &DeleteParams::orphan()).await.expect("orphan delete");
+    let marked = marked.left().expect("marked object, not a Status");
+    assert_eq!(marked.metadata.finalizers, Some(vec!["orphan".to_string()]));
+    assert!(marked.metadata.deletion_timestamp.is_some());
     api.create(&PostParams::default(), &cm("fg", &[])).await.expect("create");
-    api.delete("fg", &DeleteParams::foreground()).await.expect("foreground delete");
-    assert_eq!(api.get("fg").await.expect("marked").metadata.finalizers, Some(vec!["foregroundDeletion".to_string()]));
-    api.delete("fg", &DeleteParams::background()).await.expect("background delete");
-    assert!(api.get_opt("fg").await.expect("get").is_none(), "background drops the foreground finalizer");
+    let marked = api.delete("fg", &DeleteParams::foreground()).await.expect("foreground delete");
+    let marked = marked.left().expect("marked object, not a Status");
+    assert_eq!(marked.metadata.finalizers, Some(vec!["foregroundDeletion".to_string()]));
+    common::eventually(20, || {
+        tokio::task::block_in_place(|| {
+            let handle = tokio::runtime::Handle::current();
+            handle.block_on(async { api.get_opt("fg").await.expect("get").is_none().then_some(()) })
+        })
+    });
 
     // deletecollection with a selector.
     for i in 0..4 {

@@ -171,7 +171,7 @@ spec: {selector: {app: front}, ports: [{port: 80}]}
         assert_eq!(names.lines().collect::<Vec<_>>(), ["configmap/a-first", "configmap/c-third"], "{v}");
         let names = k.run(&["get", "cm", "-n", "shop", "-l", "tier in (back),app", "-o", "name"]);
         assert_eq!(names.trim(), "configmap/b-second", "{v}");
-        let names = k.run(&["get", "cm", "-n", "shop", "-l", "!app", "-o", "name"]);
+        let names = k.run(&["get", "cm", "-n", "shop", "-l", "!app,tier", "-o", "name"]);
         assert_eq!(names.trim(), "configmap/c-third", "{v}");
         let names = k.run(&["get", "cm", "-n", "shop", "--field-selector", "metadata.name!=a-first", "-o", "name"]);
         assert!(!names.contains("a-first") && names.contains("b-second"), "{v}: {names}");
