@@ -71,6 +71,8 @@ impl Harness {
         let shared = state.clone();
         let task = self.rt.spawn(async move {
             let mut pods: HashMap<String, Pod> = HashMap::new();
+            // A (re)list is one state, not one per listed pod.
+            let mut listing = false;
             let mut stream = watcher(api, config).boxed();
             while let Some(event) = stream.next().await {
                 match event {
@@ -80,10 +82,16 @@ impl Harness {
                     Ok(watcher::Event::Delete(p)) => {
                         pods.remove(&p.name_any());
                     }
-                    Ok(watcher::Event::Init) => pods.clear(),
-                    Ok(watcher::Event::InitDone) | Err(_) => {}
+                    Ok(watcher::Event::Init) => {
+                        pods.clear();
+                        listing = true;
+                    }
+                    Ok(watcher::Event::InitDone) => listing = false,
+                    Err(_) => {}
                 }
-                lock(&shared).record(&pods);
+                if !listing {
+                    lock(&shared).record(&pods);
+                }
             }
         });
         eventually(20, || lock(&state).synced.then_some(()));
