@@ -564,7 +564,11 @@ impl Api {
             if sub.is_none() || sub == Some("scale") {
                 admission::default_object(def, &mut new);
             }
-            admission::validate_update(def, &new, &old)?;
+            // A binding is the one write that may set a pod's node; the pod itself was
+            // valid and stays so.
+            if sub != Some("binding") {
+                admission::validate_update(def, &new, &old)?;
+            }
             admission::record_managed_fields(def, Some(&old), &mut new, opts, sub);
             let mut stored = to_storage(new, def).map_err(|e| ApiError::internal(e.to_string()))?;
             let _guard = if def.plural == "services" && def.group.is_empty() {
@@ -641,13 +645,31 @@ impl Api {
         let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
         match sub {
             Some("status") => {
-                // Only status changes through /status.
+                // Status and metadata change through /status; spec does not (upstream's
+                // status strategies reset the spec, and a few kinds some metadata too).
                 let status = new.get("status").cloned();
+                let new_meta = new.get("metadata").cloned().unwrap_or(json!({}));
                 let mut merged = old.clone();
                 if let Some(m) = merged.as_object_mut() {
                     match status {
                         Some(s) => m.insert("status".into(), s),
                         None => m.remove("status"),
+                    };
+                }
+                let kept_by_kind: &[&str] = match (def.group, def.plural) {
+                    // Old kubelets corrupted owner references through pods/status.
+                    ("", "pods") => &["ownerReferences"],
+                    ("apps", _) => &["labels"],
+                    _ => &[],
+                };
+                let m = meta::metadata_mut(&mut merged);
+                for f in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                    if kept_by_kind.contains(&f) {
+                        continue;
+                    }
+                    match new_meta.get(f) {
+                        Some(v) => m.insert(f.into(), v.clone()),
+                        None => m.remove(f),
                     };
                 }
                 let rv = meta::resource_version(new).map(str::to_string);
@@ -658,6 +680,8 @@ impl Api {
                     None => m.remove("resourceVersion"),
                 };
             }
+            // The binding handler built the whole new pod from the stored one.
+            Some("binding") => {}
             Some("finalize") => {
                 // Only spec.finalizers changes through /finalize (upstream's
                 // namespace finalize strategy).
@@ -713,7 +737,10 @@ impl Api {
         {
             m.insert("managedFields".into(), mf.clone());
         }
-        if tracks_generation(def) && sub.is_none() && spec_part(old) != spec_part(new) {
+        // Deployments also count annotation changes, which they copy to ReplicaSets.
+        let annotations_changed = (def.group, def.plural) == ("apps", "deployments")
+            && old_meta.get("annotations") != new.pointer("/metadata/annotations");
+        if tracks_generation(def) && sub.is_none() && (spec_part(old) != spec_part(new) || annotations_changed) {
             let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
             meta::metadata_mut(new).insert("generation".into(), json!(g + 1));
         }

@@ -519,9 +519,23 @@ pub async fn create_subresource(
                     vec![],
                 ));
             }
-            let main = Target { subresource: None, ..t.clone() };
-            api.guaranteed_update(&main, opts, false, |cur| {
+            let want_uid = body["metadata"]["uid"].as_str().filter(|u| !u.is_empty()).map(str::to_string);
+            // The binding subresource may set spec.nodeName, which a pod update may not.
+            api.guaranteed_update(t, opts, false, |cur| {
                 let cur = cur.ok_or_else(|| ApiError::not_found("", "pods", &name))?;
+                if let Some(uid) = &want_uid
+                    && meta::uid(cur) != Some(uid.as_str())
+                {
+                    return Err(ApiError::conflict(
+                        "",
+                        "pods",
+                        &name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta::uid(cur).unwrap_or("")
+                        ),
+                    ));
+                }
                 let assigned = cur["spec"]["nodeName"].as_str().unwrap_or("");
                 if !assigned.is_empty() {
                     return Err(ApiError::conflict(
@@ -534,6 +548,15 @@ pub async fn create_subresource(
                 let mut new = cur.clone();
                 new["spec"]["nodeName"] = json!(node);
                 meta::metadata_mut(&mut new).remove("resourceVersion");
+                // Bound means scheduled: the condition says so, replacing an earlier
+                // Unschedulable.
+                let scheduled = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+                                       "lastTransitionTime": crate::rest::now_rfc3339()});
+                let conditions = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
+                let mut conditions: Vec<Value> =
+                    conditions.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+                conditions.insert(0, scheduled);
+                new["status"]["conditions"] = json!(conditions);
                 Ok((new, Vec::new()))
             })
             .await?;

@@ -91,6 +91,22 @@ pub(crate) fn object_meta(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<
             }
         }
     }
+    // Upstream's message lists the controllers as `Kind/name` in a Go slice.
+    let controllers: Vec<String> = arr_of(meta, "ownerReferences")
+        .iter()
+        .filter(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .map(|o| format!("{}/{}", str_or_empty(o, "kind"), str_or_empty(o, "name")))
+        .collect();
+    if controllers.len() > 1 {
+        errs.push(FieldError::invalid(
+            &owners,
+            Value::Array(arr_of(meta, "ownerReferences").to_vec()),
+            &format!(
+                "Only one reference can have Controller set to true. Found \"true\" in references for {}",
+                controllers.join(" and ")
+            ),
+        ));
+    }
     errs
 }
 

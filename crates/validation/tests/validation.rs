@@ -91,6 +91,14 @@ fn validation_rules_and_messages() {
         (
             "v1",
             "ConfigMap",
+            json!({"metadata": {"name": "a", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r1", "uid": "1", "controller": true},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r2", "uid": "2", "controller": true}]}}),
+            "metadata.ownerReferences: Invalid value: ",
+        ),
+        (
+            "v1",
+            "ConfigMap",
             json!({"metadata": {"name": "a", "labels": {"-bad": "ok"}}}),
             r#"metadata.labels: Invalid value: "-bad": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"#,
         ),
