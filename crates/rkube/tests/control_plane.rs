@@ -56,7 +56,7 @@ fn deleting_a_deployment_cascades_as_asked() {
                     // The ReplicaSet and its pods stay; the ReplicaSet no longer has an owner.
                     eventually(30, || owners(&k, "rs", &rs).is_empty().then_some(()));
                     std::thread::sleep(Duration::from_secs(1));
-                    assert_eq!(names(&k, "rs", &sel), [rs.clone()], "{v}");
+                    assert_eq!(names(&k, "rs", &sel), std::slice::from_ref(&rs), "{v}");
                     assert_eq!(names(&k, "pods", &sel).len(), 2, "{v}");
                     k.run(&["delete", "rs", &rs]);
                 }
