@@ -110,19 +110,7 @@ impl Drop for Heartbeats {
 }
 
 fn register(k: &Kubectl, name: &str) {
-    k.run_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            "apiVersion: v1\nkind: Node\nmetadata: {{name: {name}, labels: {{kubernetes.io/hostname: {name}}}}}\n"
-        ),
-    );
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let status = serde_json::json!({"status": {
-        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test",
-                        "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
-    k.run(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &status.to_string()]);
+    common::register_node(k, name, "4", "8Gi", &[]);
 }
 
 /// A node whose Lease stops being renewed goes NotReady; once the (shortened)

@@ -6,19 +6,7 @@ mod common;
 use common::{Cluster, eventually};
 
 fn register(k: &common::Kubectl, name: &str) {
-    k.run_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            "apiVersion: v1\nkind: Node\nmetadata: {{name: {name}, labels: {{kubernetes.io/hostname: {name}}}}}\n"
-        ),
-    );
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let status = serde_json::json!({"status": {
-        "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
-        "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test",
-                        "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
-    k.run(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &status.to_string()]);
+    common::register_node(k, name, "2", "4Gi", &[]);
 }
 
 /// Nodes get distinct pod ranges from the cluster CIDR.

@@ -30,38 +30,7 @@ impl Drop for LogOnPanic<'_> {
 
 /// Registers a Ready node with `cpu`/`memory` allocatable and 110 pods.
 fn add_node(k: &Kubectl, name: &str, cpu: &str, memory: &str, labels: &[(&str, &str)]) {
-    let mut l = serde_json::Map::new();
-    l.insert("kubernetes.io/hostname".into(), json!(name));
-    for (key, value) in labels {
-        l.insert(key.to_string(), json!(value));
-    }
-    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": l}});
-    k.run_stdin(&["apply", "-f", "-"], &node.to_string());
-    let stamp = rfc3339_now();
-    let resources = json!({"cpu": cpu, "memory": memory, "pods": "110"});
-    let status = json!({"status": {
-        "capacity": resources,
-        "allocatable": resources,
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                        "message": "registered by the test", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}],
-    }});
-    k.run(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &status.to_string()]);
-}
-
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    common::register_node(k, name, cpu, memory, labels);
 }
 
 /// A Pod manifest with one container; `spec` is merged into the spec.

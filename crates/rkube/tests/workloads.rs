@@ -111,27 +111,10 @@ fn ready(p: &Pod) -> bool {
 }
 
 fn ready_patch() -> Patch<Value> {
-    let now = rfc3339_now();
+    let now = common::rfc3339_now();
     Patch::Merge(json!({"status": {"phase": "Running", "conditions": [
         {"type": "Ready", "status": "True", "lastTransitionTime": now},
     ]}}))
-}
-
-/// RFC 3339 UTC to the second, without a date library.
-fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 struct Readiness {
@@ -623,7 +606,7 @@ fn replicaset_adopts_matching_orphans_and_releases_relabelled_pods() {
     );
     // What a kubelet would report, through kubectl's status subresource.
     let status = json!({"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": rfc3339_now()},
+        {"type": "Ready", "status": "True", "lastTransitionTime": common::rfc3339_now()},
     ]}});
     k.run(&["patch", "pod", "pod1", "--subresource=status", "--type=merge", "-p", &status.to_string()]);
     k.run_stdin(

@@ -268,3 +268,31 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Now, as RFC 3339 UTC to the second (`metav1.Time`).
+pub fn rfc3339_now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Registers a Ready Node standing in for a kubelet: `cpu`/`memory` allocatable, 110
+/// pods, the hostname label plus `labels`. Its Ready heartbeat is now; the node lifecycle
+/// controller marks it Unknown once the grace period (40 s by default) passes without a
+/// newer one or a renewed Lease.
+pub fn register_node(k: &Kubectl, name: &str, cpu: &str, memory: &str, labels: &[(&str, &str)]) {
+    let mut l = serde_json::Map::new();
+    l.insert("kubernetes.io/hostname".into(), serde_json::json!(name));
+    for (key, value) in labels {
+        l.insert(key.to_string(), serde_json::json!(value));
+    }
+    let node = serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": l}});
+    k.run_stdin(&["apply", "-f", "-"], &node.to_string());
+    let stamp = rfc3339_now();
+    let resources = serde_json::json!({"cpu": cpu, "memory": memory, "pods": "110"});
+    let status = serde_json::json!({"status": {
+        "capacity": resources,
+        "allocatable": resources,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "registered by the test", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}],
+    }});
+    k.run(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &status.to_string()]);
+}
