@@ -11,6 +11,11 @@ use rkube_openapi::OpenApi;
 
 static OPENAPI: LazyLock<OpenApi> = LazyLock::new(OpenApi::build);
 
+/// The media type of the protobuf form of `/openapi/v2` that client-go asks for.
+const PROTOBUF_V2: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// What upstream answers it with: `@` is not allowed in a media type Go can parse.
+const PROTOBUF_V2_ANSWER: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 /// The rendered documents. The first call renders them (a few hundred milliseconds), so
 /// the server calls it once before it listens.
 pub fn get() -> &'static OpenApi {
@@ -37,13 +42,22 @@ pub fn serve(rest: &[&str], accept: Option<&str>) -> Result<Response, ApiError> 
     let docs = get();
     match rest {
         ["v2"] => {
-            // We only render JSON; kubectl asks for protobuf only when v3 is missing.
-            if accept.is_some_and(|a| !a.contains("json") && !a.contains("*/*")) {
-                return Err(ApiError::NotAcceptable {
-                    message: "only application/json is served for /openapi/v2".into(),
-                });
+            // The first acceptable entry of the Accept header decides, as upstream.
+            for entry in accept.unwrap_or("application/json").split(',') {
+                let media = entry.split(';').next().unwrap_or("").trim();
+                match media {
+                    PROTOBUF_V2 | PROTOBUF_V2_ANSWER => {
+                        return Ok(bytes_response(docs.v2_protobuf(), PROTOBUF_V2_ANSWER, Some(docs.v2_hash()), false));
+                    }
+                    "application/json" | "*/*" | "application/*" | "" => {
+                        return Ok(bytes_response(docs.v2_document(), "application/json", Some(docs.v2_hash()), false));
+                    }
+                    _ => {}
+                }
             }
-            Ok(bytes_response(docs.v2_document(), "application/json", Some(docs.v2_hash()), false))
+            Err(ApiError::NotAcceptable {
+                message: format!("/openapi/v2 is served as application/json or {PROTOBUF_V2}"),
+            })
         }
         ["v3"] => Ok(bytes_response(docs.v3_index(), "application/json", None, false)),
         ["v3", gv @ ..] => {

@@ -18,6 +18,7 @@ pub mod markers;
 pub mod paths;
 pub mod schemas;
 pub mod v2;
+pub mod v2pb;
 
 /// The Kubernetes version the documents describe (the `info.version` field).
 pub const KUBERNETES_VERSION: &str = "v1.33.0";
@@ -47,6 +48,7 @@ pub struct OpenApi {
     index: Vec<u8>,
     documents: BTreeMap<String, Document>,
     v2: Document,
+    v2_protobuf: Vec<u8>,
     schemas: Map<String, Value>,
 }
 
@@ -64,7 +66,9 @@ impl OpenApi {
         }
         let sorted: BTreeMap<String, Value> = all_paths.into_iter().collect();
         let all_paths: Map<String, Value> = sorted.into_iter().collect();
-        let v2 = Document::new(&v2::document(&schemas, &all_paths, KUBERNETES_VERSION));
+        let v2_json = v2::document(&schemas, &all_paths, KUBERNETES_VERSION);
+        let v2 = Document::new(&v2_json);
+        let v2_protobuf = v2pb::encode(&v2_json);
         let index: Map<String, Value> = documents
             .iter()
             .map(|(key, doc)| {
@@ -79,7 +83,7 @@ impl OpenApi {
         for definition in schemas.values_mut() {
             strip_descriptions(definition);
         }
-        OpenApi { index, documents, v2, schemas }
+        OpenApi { index, documents, v2, v2_protobuf, schemas }
     }
 
     /// The body of `GET /openapi/v3`.
@@ -102,6 +106,11 @@ impl OpenApi {
     /// The body of `GET /openapi/v2` in JSON.
     pub fn v2_document(&self) -> &[u8] {
         &self.v2.body
+    }
+
+    /// The body of `GET /openapi/v2` in protobuf (gnostic's `openapi_v2.Document`).
+    pub fn v2_protobuf(&self) -> &[u8] {
+        &self.v2_protobuf
     }
 
     /// A hash of [`Self::v2_document`], usable as its ETag.

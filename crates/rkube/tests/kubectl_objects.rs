@@ -544,3 +544,31 @@ fn service_account_tokens() {
         assert!(err.contains("serviceaccounts \"nobody\" not found"), "{v}: {err}");
     }
 }
+
+/// A `kind: List` file (what `get -o yaml` of several objects writes) applies: kubectl
+/// validates its items against the protobuf `/openapi/v2`, which also serves
+/// `explain --output=plaintext-openapiv2`.
+#[test]
+fn list_files_apply_with_client_side_validation() {
+    let c = Cluster::start();
+    for v in VERSIONS {
+        let k = c.kubectl(v);
+        let ns = format!("list-{}", v.replace('.', "-"));
+        k.run(&["create", "ns", &ns]);
+        let list = |value: &str, extra: &str| {
+            format!(
+                "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: one, namespace: {ns}}}\n  data: {{x: \"{value}\"}}\n{extra}- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: two, namespace: {ns}}}\n"
+            )
+        };
+        let out = k.run_stdin(&["apply", "-f", "-"], &list("1", ""));
+        assert!(out.contains("configmap/one created") && out.contains("configmap/two created"), "{v}: {out}");
+        let out = k.run_stdin(&["apply", "-f", "-"], &list("2", ""));
+        assert!(out.contains("configmap/one configured") && out.contains("configmap/two unchanged"), "{v}: {out}");
+        assert_eq!(k.run(&["get", "cm", "one", "-n", &ns, "-o", "jsonpath={.data.x}"]), "2", "{v}");
+        let r = k.try_run_stdin(&["apply", "-f", "-"], &list("3", "  bogus: 1\n"));
+        assert_ne!(r.code, 0, "{v}");
+        assert!(r.stderr.contains("unknown field \"bogus\""), "{v}: {}", r.stderr);
+        let explain = k.run(&["explain", "pods.spec.restartPolicy", "--output=plaintext-openapiv2"]);
+        assert!(explain.contains("restartPolicy <string>"), "{v}: {explain}");
+    }
+}
