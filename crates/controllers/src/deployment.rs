@@ -509,8 +509,9 @@ impl SyncOne<'_> {
         Ok(rollout::old_pods_running(new.map(|r| r.uid.as_str()), old_states, &refs))
     }
 
-    /// Records the revision on the Deployment. Through the main resource: this
-    /// apiserver keeps metadata out of /status writes.
+    /// Records the revision on the Deployment through /status, as upstream's controller
+    /// does: a write to the main resource would count as a change (Deployments bump
+    /// their generation on annotation changes) and `rollout status` would wait for it.
     async fn set_revision(&mut self, revision: &str) -> Result<(), Error> {
         if revision.is_empty() || self.d.annotations().get(REVISION).map(String::as_str) == Some(revision) {
             return Ok(());
@@ -518,7 +519,7 @@ impl SyncOne<'_> {
         let patch = json!({"metadata": {"annotations": {REVISION: revision}}});
         self.d = self
             .deployments
-            .patch(&self.d.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+            .patch_status(&self.d.name_any(), &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(|e| Error::Annotate { d: self.key.clone(), source: Box::new(e) })?;
         Ok(())
