@@ -25,14 +25,13 @@ use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, ObjectList, PostParams, WatchEvent, WatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::raw;
-use crate::server::{self, Memory, ServerGuard};
-use crate::stats::{Row, median, mib, ms, print_table, quantile, thousands};
+use crate::server::{self, CpuMark, CpuUse, Memory, ServerGuard};
+use crate::stats::{Row, fmt_ms, median, mib, ms, print_table, quantile, thousands};
 
 /// Command-line options of `bench-api`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -133,43 +132,6 @@ struct ServerFigures {
     baseline: Baseline,
 }
 
-/// CPU time of the server and of this client over a phase.
-#[derive(Clone, Copy)]
-struct CpuMark {
-    server: Duration,
-    client: Duration,
-}
-
-impl CpuMark {
-    fn now(pid: u32) -> Result<CpuMark> {
-        Ok(CpuMark { server: server::cpu_time(Some(pid))?, client: server::cpu_time(None)? })
-    }
-
-    /// CPU used since this mark, per operation over `ops` operations.
-    fn since(self, pid: u32, ops: usize) -> Result<CpuUse> {
-        let now = CpuMark::now(pid)?;
-        Ok(CpuUse { server: now.server - self.server, client: now.client - self.client, ops })
-    }
-}
-
-#[derive(Clone, Copy)]
-struct CpuUse {
-    server: Duration,
-    client: Duration,
-    ops: usize,
-}
-
-impl CpuUse {
-    fn describe(&self, unit_ms: bool) -> String {
-        let per = |d: Duration| d.as_secs_f64() / self.ops.max(1) as f64;
-        if unit_ms {
-            format!("{:.1} ms server, {:.1} ms client", per(self.server) * 1e3, per(self.client) * 1e3)
-        } else {
-            format!("{:.0} µs server, {:.0} µs client", per(self.server) * 1e6, per(self.client) * 1e6)
-        }
-    }
-}
-
 #[derive(Default)]
 struct Latencies {
     p50: Duration,
@@ -228,9 +190,7 @@ struct Baseline {
 }
 
 async fn bench(exe: PathBuf, sizes: Sizes, quick: bool) -> Result<()> {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into());
+    let load = server::load_average();
     let open_files = server::open_files_limit();
     let needed = sizes.watchers as u64 + 256;
     if let Some(limit) = open_files {
@@ -279,7 +239,7 @@ async fn bench(exe: PathBuf, sizes: Sizes, quick: bool) -> Result<()> {
         "stored value: {} live bench rows averaging {:.0} B (the raw baseline writes {} B values)",
         figures.server.stored_values.0, figures.server.stored_values.1, figures.server.baseline.value_len
     );
-    println!("load average (1/5/15 min) at start: {load}; the machine has {} cores", cores());
+    println!("load average (1/5/15 min) at start: {load}; the machine has {} cores", server::cores());
     println!(
         "open-files limit: {} (need ~{needed}; not raised)",
         open_files.map_or_else(|| "unknown".to_string(), |l| l.to_string())
@@ -294,20 +254,11 @@ fn server_db(tmp: &Path) -> PathBuf {
     tmp.join("data").join("server").join("db").join("state.db")
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(0, usize::from)
-}
-
 async fn measure_server(server: &mut ServerGuard, sizes: Sizes, raw_dir: &Path) -> Result<ServerFigures> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = server.pid;
     let mem_idle = server::memory_of(pid)?;
-    let kubeconfig = Kubeconfig::read_from(&server.kubeconfig).context("cannot read the server's kubeconfig")?;
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .context("cannot use the server's kubeconfig")?;
-    // Every request counts once: no transparent retries.
-    config.default_retry = false;
+    let config = server.kube_config().await?;
 
     let clients: Vec<Client> =
         (0..sizes.clients).map(|_| Client::try_from(config.clone())).collect::<Result<_, _>>()?;
@@ -660,11 +611,6 @@ fn baselines(dir: &Path, sizes: Sizes, value_len: usize) -> Result<Baseline> {
 fn same_device(a: &Path, b: &Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     Some(std::fs::metadata(a).ok()?.dev() == std::fs::metadata(b).ok()?.dev())
-}
-
-fn fmt_ms(d: Duration) -> String {
-    let v = ms(d);
-    if v < 1.0 { format!("{v:.3} ms") } else { format!("{v:.1} ms") }
 }
 
 fn fmt_mem(m: &Memory) -> String {

@@ -12,15 +12,58 @@
 //!   value sizes on the same filesystem as the baseline, and prints a table of figures,
 //!   targets, baselines and ratios. `--quick` uses small counts (a smoke test of a few
 //!   seconds). Every figure is the median of a few repetitions.
+//! - `cargo xtask bench-scheduler [--quick] [--no-build]`: benchmarks the scheduler end
+//!   to end through the API (issue 3). Builds or locates `rkube` as `bench-api` does,
+//!   first times rkube-scheduler's decision function in process (the baseline), then
+//!   starts `rkube server`, registers 5,000 simulated Ready nodes with Leases (renewed in
+//!   the background), creates 10,000 basic pods from 16 clients and times first create →
+//!   all bound (seen by a watch), again with required pod anti-affinity, then a
+//!   100-replica Deployment until all its pods are bound; reports pods/s, create
+//!   throughput, the bind tail, latencies, server CPU and store writes per pod. Every
+//!   phase has a deadline and reports its progress if it passes. `--quick`: 200 nodes,
+//!   1,000 pods (a smoke test).
 
 mod bench_api;
+mod bench_scheduler;
+mod decision;
 mod raw;
 mod server;
+mod sim;
 mod stats;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask bench-api [--quick] [--no-build]";
+const USAGE: &str = "usage: cargo xtask <bench-api|bench-scheduler> [--quick] [--no-build]";
+
+/// The options both benchmarks take.
+fn parse_flags(rest: &[String]) -> Result<(bool, bool), ExitCode> {
+    let (mut quick, mut no_build) = (false, false);
+    for arg in rest {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--no-build" => no_build = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Err(ExitCode::SUCCESS);
+            }
+            other => {
+                eprintln!("unknown argument {other:?}; {USAGE}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok((quick, no_build))
+}
+
+fn finish(task: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{task} failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,30 +72,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match task.as_str() {
-        "bench-api" => {
-            let mut options = bench_api::Options::default();
-            for arg in rest {
-                match arg.as_str() {
-                    "--quick" => options.quick = true,
-                    "--no-build" => options.no_build = true,
-                    "-h" | "--help" => {
-                        println!("{USAGE}");
-                        return ExitCode::SUCCESS;
-                    }
-                    other => {
-                        eprintln!("unknown argument {other:?}; {USAGE}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            match bench_api::run(options) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("bench-api failed: {err:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        "bench-api" => match parse_flags(rest) {
+            Ok((quick, no_build)) => finish(task, bench_api::run(bench_api::Options { quick, no_build })),
+            Err(code) => code,
+        },
+        "bench-scheduler" => match parse_flags(rest) {
+            Ok((quick, no_build)) => finish(task, bench_scheduler::run(bench_scheduler::Options { quick, no_build })),
+            Err(code) => code,
+        },
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

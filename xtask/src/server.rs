@@ -72,6 +72,11 @@ impl ServerGuard {
     /// Starts the server on `dir/data`, waits until it has written `dir/kubeconfig.yaml`
     /// (it does so once it answers), and returns the guard.
     pub fn start(exe: &Path, dir: &Path) -> Result<ServerGuard> {
+        ServerGuard::start_with(exe, dir, &[])
+    }
+
+    /// [`ServerGuard::start`] with extra `rkube server` flags.
+    pub fn start_with(exe: &Path, dir: &Path, extra_args: &[&str]) -> Result<ServerGuard> {
         let data = dir.join("data");
         let kubeconfig = dir.join("kubeconfig.yaml");
         let log = dir.join("server.log");
@@ -84,6 +89,7 @@ impl ServerGuard {
             .arg(&data)
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
@@ -110,6 +116,18 @@ impl ServerGuard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A kube-rs configuration from the server's admin kubeconfig, without transparent
+    /// retries (every request counts once).
+    pub async fn kube_config(&self) -> Result<kube::Config> {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).context("cannot read the server's kubeconfig")?;
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("cannot use the server's kubeconfig")?;
+        config.default_retry = false;
+        Ok(config)
     }
 
     /// Fails if the server process has exited.
@@ -240,4 +258,53 @@ pub fn cpu_time(pid: Option<u32>) -> Result<Duration> {
 /// How many file descriptors a process has open.
 pub fn open_fds(pid: u32) -> Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// CPU time of the server and of this client at one moment, to measure a phase.
+#[derive(Clone, Copy)]
+pub struct CpuMark {
+    server: Duration,
+    client: Duration,
+}
+
+impl CpuMark {
+    pub fn now(pid: u32) -> Result<CpuMark> {
+        Ok(CpuMark { server: cpu_time(Some(pid))?, client: cpu_time(None)? })
+    }
+
+    /// CPU used since this mark, per operation over `ops` operations.
+    pub fn since(self, pid: u32, ops: usize) -> Result<CpuUse> {
+        let now = CpuMark::now(pid)?;
+        Ok(CpuUse { server: now.server - self.server, client: now.client - self.client, ops })
+    }
+}
+
+/// CPU time of the server and of this client over a phase of `ops` operations.
+#[derive(Clone, Copy)]
+pub struct CpuUse {
+    pub server: Duration,
+    pub client: Duration,
+    pub ops: usize,
+}
+
+impl CpuUse {
+    pub fn describe(&self, unit_ms: bool) -> String {
+        let per = |d: Duration| d.as_secs_f64() / self.ops.max(1) as f64;
+        if unit_ms {
+            format!("{:.1} ms server, {:.1} ms client", per(self.server) * 1e3, per(self.client) * 1e3)
+        } else {
+            format!("{:.0} µs server, {:.0} µs client", per(self.server) * 1e6, per(self.client) * 1e6)
+        }
+    }
+}
+
+/// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, usize::from)
 }

@@ -27,6 +27,12 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Milliseconds, with three decimals below one.
+pub fn fmt_ms(d: Duration) -> String {
+    let v = ms(d);
+    if v < 1.0 { format!("{v:.3} ms") } else { format!("{v:.1} ms") }
+}
+
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
