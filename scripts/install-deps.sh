@@ -10,6 +10,14 @@ have kubectl || need_apt+=(kubectl)
 have protoc || need_apt+=(protobuf-compiler)
 have cc || need_apt+=(gcc)
 have sqlite3 || need_apt+=(sqlite3)
+# the node agent: its own containerd, runc, the reference CNI plugins, iproute2 (ip)
+have containerd || need_apt+=(containerd)
+[ -x /usr/sbin/runc ] || need_apt+=(runc)
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+have ip || need_apt+=(iproute2)
+# test images (crates/testimages): static busybox and nginx's binary, copied into images
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 
 if ((${#need_apt[@]})); then
   echo "installing host packages: ${need_apt[*]}"

@@ -10,7 +10,9 @@ scripts/install-deps.sh
 cargo build --release -p rkube
 data=${RKUBE_DATA_DIR:-/var/lib/rkube}
 kubeconfig=${RKUBE_KUBECONFIG:-/etc/rkube/rkube.yaml}
-mkdir -p "$data"
+mkdir -p "$data/agent/images"
+# No registry is reachable: the agent imports these locally built images at start.
+cargo run -q -p xtask -- test-images "$data/agent/images"
 rm -f "$kubeconfig"
 nohup "${CARGO_TARGET_DIR:-target}/release/rkube" server --data-dir "$data" --write-kubeconfig "$kubeconfig" ${RKUBE_ARGS:-} \
   >"$data/rkube.log" 2>&1 &
@@ -24,5 +26,16 @@ for _ in $(seq 1 300); do
   fi
   sleep 0.1
 done
-KUBECONFIG=$kubeconfig kubectl get namespaces
+export KUBECONFIG=$kubeconfig
+case " ${RKUBE_ARGS:-} " in
+  *" --disable-agent "*) ;;
+  *)
+    for _ in $(seq 1 120); do
+      [ -n "$(kubectl get nodes -o name 2>/dev/null)" ] && break
+      sleep 0.5
+    done
+    kubectl wait --for=condition=Ready node --all --timeout=120s
+    ;;
+esac
+kubectl get nodes -o wide
 echo "rkube is up (pid $(cat "$data/rkube.pid")). Use: export KUBECONFIG=$kubeconfig"

@@ -22,6 +22,11 @@
 //!   throughput, the bind tail, latencies, server CPU and store writes per pod. Every
 //!   phase has a deadline and reports its progress if it passes. `--quick`: 200 nodes,
 //!   1,000 pods (a smoke test).
+//! - `cargo xtask test-images DIR`: builds the node agent's test images (busybox, nginx,
+//!   pause, testserver) as docker-archive tars into DIR with `rkube-testimages`, ready for
+//!   `ctr -n k8s.io images import DIR/<name>.tar`, and prints one line per archive (tags,
+//!   image ID, path). The testserver binary is found next to this executable or built with
+//!   `cargo build -p rkube-testserver`.
 
 mod bench_api;
 mod bench_scheduler;
@@ -33,7 +38,8 @@ mod stats;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <bench-api|bench-scheduler> [--quick] [--no-build]";
+const USAGE: &str =
+    "usage: cargo xtask <bench-api|bench-scheduler> [--quick] [--no-build] | cargo xtask test-images DIR";
 
 /// The options both benchmarks take.
 fn parse_flags(rest: &[String]) -> Result<(bool, bool), ExitCode> {
@@ -65,6 +71,17 @@ fn finish(task: &str, result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// `cargo xtask test-images DIR`.
+fn test_images(dir: &std::path::Path) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let images = rkube_testimages::build_all(dir)?;
+    for image in &images {
+        println!("{}  {}  {}", image.image_id, image.path.display(), image.tags.join(" "));
+    }
+    println!("built {} images in {:.1?}", images.len(), start.elapsed());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((task, rest)) = args.split_first() else {
@@ -79,6 +96,13 @@ fn main() -> ExitCode {
         "bench-scheduler" => match parse_flags(rest) {
             Ok((quick, no_build)) => finish(task, bench_scheduler::run(bench_scheduler::Options { quick, no_build })),
             Err(code) => code,
+        },
+        "test-images" => match rest {
+            [dir] if !dir.starts_with('-') => finish(task, test_images(std::path::Path::new(dir))),
+            _ => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
         },
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

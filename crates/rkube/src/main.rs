@@ -16,8 +16,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (API server) of a cluster.
-    Server(ServerArgs),
+    /// Run the control plane of a cluster, and a node agent for this machine.
+    Server(Box<ServerArgs>),
+    /// Stop the containers, containerd and pod network of the agent of a data dir.
+    Killall(KillallArgs),
+}
+
+#[derive(clap::Args)]
+struct KillallArgs {
+    /// The data dir of the server or agent to clean up.
+    #[arg(long, default_value = "/var/lib/rkube")]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -61,6 +70,15 @@ struct ServerArgs {
     /// How long pods stay on an unreachable node unless they say otherwise.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    /// Name of this machine's node (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Address the node reports (default: the address of the default route's interface).
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// Use this CRI socket instead of starting containerd.
+    #[arg(long)]
+    container_runtime_endpoint: Option<PathBuf>,
 }
 
 /// `90s`, `5m`, `1h`: a whole number and one unit.
@@ -79,9 +97,13 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A kube-rs client for an in-process component, with a client certificate of its own.
-async fn component_client(running: &rkube_apiserver::RunningServer, user: &str) -> anyhow::Result<kube::Client> {
+async fn component_client(
+    running: &rkube_apiserver::RunningServer,
+    user: &str,
+    group: Option<&str>,
+) -> anyhow::Result<kube::Client> {
     let text =
-        running.component_kubeconfig(user, None).with_context(|| format!("cannot issue a certificate for {user}"))?;
+        running.component_kubeconfig(user, group).with_context(|| format!("cannot issue a certificate for {user}"))?;
     let kc = kube::config::Kubeconfig::from_yaml(&text).context("component kubeconfig")?;
     let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
@@ -107,6 +129,24 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "rkube".into())
 }
 
+/// The IPv4 address of the interface that holds the default route (read from /proc and
+/// `ip`, no packet sent); loopback when there is none.
+fn default_node_ip() -> String {
+    let iface = std::fs::read_to_string("/proc/net/route").ok().and_then(|t| {
+        t.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[1] == "00000000").then(|| f[0].to_string())
+        })
+    });
+    let addr = iface.and_then(|iface| {
+        let out = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "dev", &iface]).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let word = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?.to_string();
+        Some(word.split('/').next()?.to_string())
+    });
+    addr.unwrap_or_else(|| "127.0.0.1".into())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -115,16 +155,27 @@ fn main() -> anyhow::Result<()> {
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Server(args) => rt.block_on(server(args)),
+        Command::Server(args) => rt.block_on(server(*args)),
+        Command::Killall(args) => {
+            let paths = rkube_kubelet::Paths::new(&args.data_dir, std::path::Path::new("/usr/lib/cni"));
+            let report = rt.block_on(rkube_kubelet::killall::killall(&paths));
+            println!(
+                "rkube killall {}: {} pod sandbox(es) removed, {} process(es) ended, {} mount(s) unmounted, bridge {} {}",
+                args.data_dir.display(),
+                report.sandboxes,
+                report.processes,
+                report.unmounted,
+                paths.bridge_name(),
+                if report.bridge_removed { "deleted" } else { "absent" }
+            );
+            Ok(())
+        }
     }
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let service_cidr = args.service_cidr.parse().map_err(|e: String| anyhow::anyhow!("--service-cidr: {e}"))?;
     let cluster_cidr = args.cluster_cidr.parse().map_err(|e: String| anyhow::anyhow!("--cluster-cidr: {e}"))?;
-    if !args.disable_agent {
-        tracing::warn!("the node agent is not built yet: running the control plane only (as with --disable-agent)");
-    }
     let config = rkube_apiserver::Config {
         data_dir: args.data_dir.clone(),
         bind_address: args.bind_address,
@@ -148,16 +199,33 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.write_kubeconfig.display()
     );
     let identity = format!("{}_{}", hostname(), std::process::id());
-    let controllers = component_client(&running, "system:kube-controller-manager").await?;
+    let controllers = component_client(&running, "system:kube-controller-manager", None).await?;
     tokio::spawn(rkube_controllers::run(controllers, controller_options(&args), identity.clone()));
-    let scheduler = component_client(&running, "system:kube-scheduler").await?;
+    let scheduler = component_client(&running, "system:kube-scheduler", None).await?;
     tokio::spawn(rkube_scheduler::run(scheduler, identity));
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let node_name = args.node_name.clone().unwrap_or_else(hostname);
+        let client = component_client(&running, &format!("system:node:{node_name}"), Some("system:nodes")).await?;
+        let mut config =
+            rkube_kubelet::Config::new(node_name, args.node_ip.clone().unwrap_or_else(default_node_ip), &args.data_dir);
+        config.runtime_endpoint = args.container_runtime_endpoint.clone();
+        config.node_labels = vec![
+            ("node-role.kubernetes.io/control-plane".into(), "true".into()),
+            ("node-role.kubernetes.io/master".into(), "true".into()),
+        ];
+        Some(rkube_kubelet::run(client, config).await.context("cannot start the node agent")?)
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutting down");
+    if let Some(agent) = agent {
+        agent.shutdown().await;
+    }
     running.shutdown().await;
     Ok(())
 }

@@ -21,6 +21,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub kubeconfig: PathBuf,
+    /// Runs a node agent (containerd, pods): `rkube killall` cleans up after it.
+    agent: bool,
 }
 
 impl Cluster {
@@ -43,6 +45,32 @@ impl Cluster {
 
     /// Starts a server on an existing data dir with extra flags.
     pub fn start_in_with(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
+        Self::spawn(dir, false, extra)
+    }
+
+    /// Starts a server with its node agent (its own containerd), after putting the test
+    /// images in the agent's air-gap images folder.
+    pub fn start_with_agent(extra: &[&str]) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("temp dir");
+        let images = dir.path().join("data").join("agent").join("images");
+        std::fs::create_dir_all(&images).expect("images dir");
+        rkube_testimages::build_all(&images).expect("build the test images");
+        Self::spawn(dir, true, extra)
+    }
+
+    /// `rkube killall` for this cluster's data dir; returns what it printed.
+    pub fn killall(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .arg("killall")
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .output()
+            .expect("run rkube killall");
+        assert!(out.status.success(), "rkube killall: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn spawn(dir: tempfile::TempDir, agent: bool, extra: &[&str]) -> Cluster {
         let kubeconfig = dir.path().join("kubeconfig.yaml");
         let _ = std::fs::remove_file(&kubeconfig);
         let log = std::fs::OpenOptions::new()
@@ -51,7 +79,9 @@ impl Cluster {
             .open(dir.path().join("server.log"))
             .expect("server log");
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--https-listen-port", "0"])
+            .arg("server")
+            .args(if agent { None } else { Some("--disable-agent") })
+            .args(["--bind-address", "127.0.0.1", "--https-listen-port", "0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
@@ -62,7 +92,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("start rkube server");
-        let mut c = Cluster { dir, child: Some(child), kubeconfig };
+        let mut c = Cluster { dir, child: Some(child), kubeconfig, agent };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !c.kubeconfig.exists() {
             if let Some(status) = c.child.as_mut().and_then(|ch| ch.try_wait().ok().flatten()) {
@@ -130,6 +160,13 @@ impl Drop for Cluster {
         if let Some(mut ch) = self.child.take() {
             let _ = ch.kill();
             let _ = ch.wait();
+        }
+        if self.agent {
+            let _ = Command::new(env!("CARGO_BIN_EXE_rkube"))
+                .arg("killall")
+                .arg("--data-dir")
+                .arg(self.dir.path().join("data"))
+                .output();
         }
     }
 }

@@ -1,0 +1,158 @@
+//! The node agent of rkube (the kubelet): it registers its Node, renews the node's Lease,
+//! and runs the pods bound to it as real containers through CRI, on a containerd it
+//! supervises, with a CNI bridge network on the node's podCIDR.
+//!
+//! Start reading at [`run`]. The agent sees the cluster only through the Kubernetes API
+//! (kube-rs), and the host only through traits: [`cri::Runtime`] for containers. The
+//! decisions are pure functions tested by tables: what to do next for a pod
+//! ([`pod::plan`]), what its status is ([`pod::status`]), how its spec becomes CRI
+//! configuration ([`pod::spec`]), what the Node object says ([`node`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tokio::sync::watch;
+
+pub mod cni;
+pub mod containerd;
+pub mod cri;
+pub mod killall;
+pub mod node;
+pub mod pod;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Containerd(#[from] containerd::Error),
+    #[error(transparent)]
+    Runtime(#[from] cri::Error),
+    #[error(transparent)]
+    Node(#[from] node::Error),
+    #[error("cannot prepare {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Where an agent keeps its state: everything under `<data-dir>/agent/`.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub agent_dir: PathBuf,
+    /// The reference CNI plugins (Debian installs them in /usr/lib/cni).
+    pub cni_bin_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(data_dir: &Path, cni_bin_dir: &Path) -> Paths {
+        Paths { agent_dir: data_dir.join("agent"), cni_bin_dir: cni_bin_dir.to_path_buf() }
+    }
+    pub fn containerd_dir(&self) -> PathBuf {
+        self.agent_dir.join("containerd")
+    }
+    pub fn containerd_socket(&self) -> PathBuf {
+        self.containerd_dir().join("containerd.sock")
+    }
+    pub fn cni_conf_dir(&self) -> PathBuf {
+        self.agent_dir.join("etc").join("cni").join("net.d")
+    }
+    pub fn cni_ipam_dir(&self) -> PathBuf {
+        self.agent_dir.join("cni-ipam")
+    }
+    /// Air-gap images imported at start (k3s's convention).
+    pub fn images_dir(&self) -> PathBuf {
+        self.agent_dir.join("images")
+    }
+    pub fn pod_logs_dir(&self) -> PathBuf {
+        self.agent_dir.join("pod-logs")
+    }
+    /// A short name unique to this data dir, for host-wide names (bridge, cgroups).
+    pub fn cluster_tag(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.agent_dir.display().to_string().as_bytes());
+        hex::encode(&digest[..4])
+    }
+    /// The Linux bridge of this agent's pods (at most 15 bytes).
+    pub fn bridge_name(&self) -> String {
+        format!("rk{}", self.cluster_tag())
+    }
+}
+
+/// The agent's settings, from `rkube server` or `rkube agent`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_name: String,
+    pub node_ip: String,
+    pub paths: Paths,
+    /// Labels the node registers with besides the well-known ones.
+    pub node_labels: Vec<(String, String)>,
+    /// A CRI socket to use instead of starting containerd.
+    pub runtime_endpoint: Option<PathBuf>,
+    pub containerd_binary: String,
+    pub ctr_binary: String,
+    /// How often the node Lease is renewed (upstream: 10 s).
+    pub lease_renew_interval: Duration,
+    /// How often every pod is synced even without a change (upstream's resync).
+    pub resync_interval: Duration,
+}
+
+impl Config {
+    pub fn new(node_name: String, node_ip: String, data_dir: &Path) -> Config {
+        Config {
+            node_name,
+            node_ip,
+            paths: Paths::new(data_dir, Path::new("/usr/lib/cni")),
+            node_labels: Vec::new(),
+            runtime_endpoint: None,
+            containerd_binary: "containerd".into(),
+            ctr_binary: "ctr".into(),
+            lease_renew_interval: Duration::from_secs(10),
+            resync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running agent; dropping it does not stop containers (a restarted agent adopts them).
+pub struct Agent {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Stops the agent's loops and its containerd; containers keep running.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(12), t).await;
+        }
+    }
+}
+
+/// Starts the agent: containerd (unless an endpoint is given), air-gap images, the Node
+/// and its Lease, the CNI configuration once node IPAM gives the node its podCIDR, and
+/// the pod workers.
+pub async fn run(client: Client, config: Config) -> Result<Agent, Error> {
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for dir in [config.paths.agent_dir.clone(), config.paths.images_dir(), config.paths.pod_logs_dir()] {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    }
+    let socket = match &config.runtime_endpoint {
+        Some(socket) => socket.clone(),
+        None => {
+            let supervisor = containerd::Supervisor::new(config.paths.clone(), config.containerd_binary.clone());
+            tasks.push(supervisor.start(stop_rx.clone()).await?);
+            let imported =
+                containerd::import_images(&config.paths, &config.ctr_binary, &config.paths.images_dir()).await?;
+            tracing::info!(archives = imported.len(), "imported air-gap images");
+            config.paths.containerd_socket()
+        }
+    };
+    let runtime: Arc<dyn cri::Runtime> = Arc::new(cri::CriRuntime::connect(&socket)?);
+    let runtime_version = runtime.version().await?;
+    let facts = node::HostFacts::read(&config, runtime_version);
+    node::register(&client, &config, &facts).await?;
+    tracing::info!(node = %config.node_name, "node registered");
+    tasks.push(tokio::spawn(node::heartbeat(client.clone(), config.clone(), facts, stop_rx.clone())));
+    tasks.push(tokio::spawn(pod::run(client, config, runtime, stop_rx)));
+    Ok(Agent { stop, tasks })
+}

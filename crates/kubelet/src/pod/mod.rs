@@ -1,0 +1,500 @@
+//! The pods of this node: a watch of the pods bound here, one worker per pod (upstream's
+//! pod workers), each syncing level-triggered on every change and every second:
+//! observe the runtime, [`plan::plan`] the next actions, carry them out through
+//! [`crate::cri::Runtime`], then post [`status::pod_status`] when it changed.
+//! Containers found in the runtime for pods that no longer exist are removed.
+
+pub mod plan;
+pub mod spec;
+pub mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_cri::v1 as cri;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::Config;
+use crate::cri::Runtime;
+use plan::{Action, BackOff, CState, ContainerObs, Observed, SandboxObs, Waiting};
+
+/// What every worker shares.
+struct Shared {
+    client: Client,
+    config: Config,
+    runtime: Arc<dyn Runtime>,
+    pods: Store<Pod>,
+    recorder: Recorder,
+    dns: cri::DnsConfig,
+}
+
+/// Watches the pods bound to this node and keeps one worker per pod (and one per
+/// leftover pod of the runtime) until `stop`.
+pub async fn run(client: Client, config: Config, runtime: Arc<dyn Runtime>, mut stop: watch::Receiver<bool>) {
+    let api: Api<Pod> = Api::all(client.clone());
+    let wc = watcher::Config::default().fields(&format!("spec.nodeName={}", config.node_name));
+    let (reader, writer) = reflector::store();
+    let changed = Arc::new(Notify::new());
+    let notify = changed.clone();
+    let watch_task = tokio::spawn(async move {
+        let stream = watcher(api, wc).default_backoff().reflect(writer).applied_objects();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Err(e) = ev {
+                tracing::warn!(error = %e, "pod watch");
+            }
+            notify.notify_one();
+        }
+    });
+    let _ = reader.wait_until_ready().await;
+    let reporter = Reporter { controller: "kubelet".into(), instance: Some(config.node_name.clone()) };
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        dns: host_dns(),
+        config,
+        runtime,
+        pods: reader,
+    });
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut tick = tokio::time::interval(shared.config.resync_interval);
+    loop {
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = tick.tick() => {}
+            _ = stop.changed() => if *stop.borrow() { break },
+        }
+        workers.retain(|_, w| !w.task.is_finished());
+        let mut uids: Vec<String> = shared.pods.state().iter().filter_map(|p| p.uid()).collect();
+        // Pods the runtime still has but the API no longer does.
+        if let Ok(sandboxes) = shared.runtime.list_pod_sandboxes(None).await {
+            uids.extend(sandboxes.iter().filter_map(|s| s.metadata.as_ref().map(|m| m.uid.clone())));
+        }
+        uids.sort();
+        uids.dedup();
+        for uid in uids {
+            let worker = workers.entry(uid.clone()).or_insert_with(|| Worker::spawn(shared.clone(), uid));
+            worker.wake.notify_one();
+        }
+    }
+    watch_task.abort();
+    for w in workers.values() {
+        w.task.abort();
+    }
+}
+
+/// The resolver configuration of the host, for pods (until cluster DNS serves them).
+fn host_dns() -> cri::DnsConfig {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut dns = cri::DnsConfig::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => dns.servers.extend(words.next().map(str::to_string)),
+            Some("search") => dns.searches = words.map(str::to_string).collect(),
+            Some("options") => dns.options = words.map(str::to_string).collect(),
+            _ => {}
+        }
+    }
+    dns
+}
+
+struct Worker {
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn(shared: Arc<Shared>, uid: String) -> Worker {
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(PodWorker::new(shared, uid).run(wake.clone()));
+        Worker { wake, task }
+    }
+}
+
+/// The state one pod's worker keeps between syncs.
+struct PodWorker {
+    shared: Arc<Shared>,
+    uid: String,
+    /// The last version of the pod seen in the API (kept once it is gone, to clean up).
+    last_pod: Option<Pod>,
+    backoff: BTreeMap<String, BackOff>,
+    /// Statuses of containers, by id, while their state is unchanged.
+    container_cache: HashMap<String, ContainerObs>,
+    sandbox_ips: HashMap<String, String>,
+    /// Reasons of the kubelet's own for containers that cannot start yet.
+    errors: BTreeMap<String, Waiting>,
+}
+
+/// Nanoseconds since the epoch.
+fn now_ns() -> i64 {
+    Timestamp::now().as_nanosecond() as i64
+}
+
+impl PodWorker {
+    fn new(shared: Arc<Shared>, uid: String) -> PodWorker {
+        PodWorker {
+            shared,
+            uid,
+            last_pod: None,
+            backoff: BTreeMap::new(),
+            container_cache: HashMap::new(),
+            sandbox_ips: HashMap::new(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn current_pod(&self) -> Option<Arc<Pod>> {
+        self.shared.pods.state().into_iter().find(|p| p.uid().as_deref() == Some(self.uid.as_str()))
+    }
+
+    async fn run(mut self, wake: Arc<Notify>) {
+        loop {
+            match self.sync().await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(pod_uid = %self.uid, error = %e, "pod sync"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// One sync; true when the worker is done (the pod is gone and cleaned up).
+    async fn sync(&mut self) -> Result<bool, crate::cri::Error> {
+        let current = self.current_pod();
+        let gone = current.is_none();
+        if let Some(p) = &current {
+            self.last_pod = Some((**p).clone());
+        }
+        let observed = self.observe().await?;
+        let pod = match &self.last_pod {
+            Some(p) => p.clone(),
+            None => {
+                // A leftover of a pod this agent never saw in the API: remove it.
+                if observed.sandboxes.is_empty() && observed.containers.is_empty() {
+                    return Ok(true);
+                }
+                Pod {
+                    metadata: kube::api::ObjectMeta { uid: Some(self.uid.clone()), ..Default::default() },
+                    ..Default::default()
+                }
+            }
+        };
+        let span = tracing::info_span!("pod", namespace = %pod.namespace().unwrap_or_default(), name = %pod.name_any());
+        let _enter = span.enter();
+        let now = now_ns();
+        let plan = plan::plan(&pod, &observed, &self.backoff, gone, now);
+        let mut acted = false;
+        for action in &plan.actions {
+            acted = true;
+            if let Err(e) = self.execute(&pod, &observed, action).await {
+                tracing::warn!(?action, error = %e, "pod action failed");
+            }
+            if *action == Action::FinalizeDeletion {
+                return Ok(true);
+            }
+        }
+        if gone {
+            return Ok(observed.sandboxes.is_empty() && observed.containers.is_empty() && !acted);
+        }
+        let observed = if acted { self.observe().await? } else { observed };
+        let mut waiting = plan.waiting.clone();
+        for (name, w) in &self.errors {
+            waiting.entry(name.clone()).or_insert_with(|| w.clone());
+        }
+        for (name, w) in &plan.waiting {
+            if w.reason == "CrashLoopBackOff" && !self.errors.contains_key(name) {
+                self.event(&pod, EventType::Warning, "BackOff", &w.message).await;
+                self.errors.insert(name.clone(), w.clone());
+            }
+        }
+        self.errors.retain(|name, w| w.reason != "CrashLoopBackOff" || plan.waiting.contains_key(name));
+        let inputs =
+            status::Inputs { waiting, readiness: BTreeMap::new(), host_ip: self.shared.config.node_ip.clone() };
+        let status = status::pod_status(&pod, &observed, &inputs, Timestamp::now());
+        if pod.metadata.deletion_timestamp.is_none() && pod.status.as_ref() != Some(&status) {
+            let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &pod.namespace().unwrap_or_default());
+            match api
+                .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+                .await
+            {
+                Ok(p) => self.last_pod = Some(p),
+                Err(e) => tracing::warn!(error = %e, "cannot post the pod status"),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The runtime's view of this pod.
+    async fn observe(&mut self) -> Result<Observed, crate::cri::Error> {
+        let rt = &self.shared.runtime;
+        let mut observed = Observed::default();
+        for s in rt.list_pod_sandboxes(Some(&self.uid)).await? {
+            let ready = s.state == cri::PodSandboxState::SandboxReady as i32;
+            let ip = match self.sandbox_ips.get(&s.id) {
+                Some(ip) => Some(ip.clone()),
+                None if ready => match rt.pod_sandbox_status(&s.id).await {
+                    Ok(st) => {
+                        let ip = st.network.map(|n| n.ip).unwrap_or_default();
+                        self.sandbox_ips.insert(s.id.clone(), ip.clone());
+                        Some(ip)
+                    }
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            observed.sandboxes.push(SandboxObs {
+                attempt: s.metadata.as_ref().map_or(0, |m| m.attempt),
+                id: s.id,
+                ready,
+                created_at: s.created_at,
+                ip,
+            });
+        }
+        for c in rt.list_containers(Some(&self.uid)).await? {
+            let state = match cri::ContainerState::try_from(c.state) {
+                Ok(cri::ContainerState::ContainerCreated) => CState::Created,
+                Ok(cri::ContainerState::ContainerRunning) => CState::Running,
+                Ok(cri::ContainerState::ContainerExited) => CState::Exited,
+                _ => CState::Unknown,
+            };
+            if let Some(cached) = self.container_cache.get(&c.id).filter(|o| o.state == state) {
+                observed.containers.push(cached.clone());
+                continue;
+            }
+            let st = match rt.container_status(&c.id).await {
+                Ok(st) => st,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let obs = ContainerObs {
+                id: c.id.clone(),
+                name: c.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+                sandbox_id: c.pod_sandbox_id.clone(),
+                attempt: c.metadata.as_ref().map_or(0, |m| m.attempt),
+                state,
+                exit_code: st.exit_code,
+                reason: st.reason,
+                message: st.message,
+                created_at: st.created_at,
+                started_at: st.started_at,
+                finished_at: st.finished_at,
+                image_ref: st.image_ref,
+            };
+            self.container_cache.insert(c.id, obs.clone());
+            observed.containers.push(obs);
+        }
+        let live: std::collections::HashSet<&str> = observed.containers.iter().map(|c| c.id.as_str()).collect();
+        self.container_cache.retain(|id, _| live.contains(id.as_str()));
+        Ok(observed)
+    }
+
+    async fn event(&self, pod: &Pod, kind: EventType, reason: &str, note: &str) {
+        if pod.metadata.name.is_none() {
+            return;
+        }
+        let ev = Event {
+            type_: kind,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.shared.recorder.publish(&ev, &pod.object_ref(&())).await {
+            tracing::debug!(error = %e, "cannot record an event");
+        }
+    }
+
+    fn logs_root(&self) -> String {
+        self.shared.config.paths.pod_logs_dir().display().to_string()
+    }
+
+    async fn execute(&mut self, pod: &Pod, observed: &Observed, action: &Action) -> Result<(), String> {
+        let rt = self.shared.runtime.clone();
+        match action {
+            Action::CreateSandbox { attempt } => {
+                let config = spec::sandbox_config(pod, *attempt, &self.logs_root(), &self.shared.dns);
+                if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
+                    return Err(format!("cannot create the log directory: {e}"));
+                }
+                match rt.run_pod_sandbox(config).await {
+                    Ok(id) => tracing::info!(sandbox = %id, "sandbox started"),
+                    Err(e) => {
+                        let msg = format!("Failed to create pod sandbox: {e}");
+                        self.event(pod, EventType::Warning, "FailedCreatePodSandBox", &msg).await;
+                        return Err(msg);
+                    }
+                }
+            }
+            Action::StartContainer { name, init, attempt } => {
+                self.start_container(pod, observed, name, *init, *attempt).await?
+            }
+            Action::KillContainer { id, name, grace_seconds } => {
+                if pod.metadata.name.is_some() {
+                    self.event(pod, EventType::Normal, "Killing", &format!("Stopping container {name}")).await;
+                }
+                rt.stop_container(id, *grace_seconds).await.map_err(|e| e.to_string())?;
+            }
+            Action::StopSandbox { id } => {
+                rt.stop_pod_sandbox(id).await.map_err(|e| e.to_string())?;
+                self.sandbox_ips.remove(id);
+            }
+            Action::RemoveContainer { id } => match rt.remove_container(id).await {
+                Err(e) if !e.is_not_found() => return Err(e.to_string()),
+                _ => {}
+            },
+            Action::RemoveSandbox { id } => match rt.remove_pod_sandbox(id).await {
+                Err(e) if !e.is_not_found() => return Err(e.to_string()),
+                _ => {
+                    let dir = format!("{}/{}", self.logs_root(), spec::log_directory(pod));
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            },
+            Action::FinalizeDeletion => {
+                let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &pod.namespace().unwrap_or_default());
+                let params = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
+                    ..Default::default()
+                };
+                match api.delete(&pod.name_any(), &params).await {
+                    Ok(_) => tracing::info!("pod deleted"),
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_container(
+        &mut self,
+        pod: &Pod,
+        observed: &Observed,
+        name: &str,
+        init: bool,
+        attempt: u32,
+    ) -> Result<(), String> {
+        let Some(container) = spec::all_containers(pod).find(|c| c.name == name).cloned() else {
+            return Err(format!("no container {name} in the pod spec"));
+        };
+        let Some(sandbox) = observed.sandbox() else { return Err("no sandbox".into()) };
+        let ns = pod.namespace().unwrap_or_default();
+        // The environment's sources.
+        let (cm_names, secret_names) = spec::EnvSources::wanted(pod);
+        let mut sources = spec::EnvSources::default();
+        let cms: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), &ns);
+        for n in cm_names {
+            if let Ok(Some(cm)) = cms.get_opt(&n).await {
+                sources.configmaps.insert(n, cm);
+            }
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
+        for n in secret_names {
+            if let Ok(Some(s)) = secrets.get_opt(&n).await {
+                sources.secrets.insert(n, s);
+            }
+        }
+        let pod_ip = sandbox.ip.clone().unwrap_or_default();
+        let env = match spec::container_env(pod, &container, &sources, &pod_ip, &self.shared.config.node_ip) {
+            Ok(env) => env,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.errors.get(name).map(|w| &w.message) != Some(&msg) {
+                    self.event(pod, EventType::Warning, "Failed", &format!("Error: {msg}")).await;
+                }
+                self.errors
+                    .insert(name.into(), Waiting { reason: "CreateContainerConfigError".into(), message: msg.clone() });
+                return Err(msg);
+            }
+        };
+        let image = container.image.clone().unwrap_or_default();
+        let sandbox_config = spec::sandbox_config(pod, sandbox.attempt, &self.logs_root(), &self.shared.dns);
+        self.ensure_image(pod, name, &image, container.image_pull_policy.as_deref(), &sandbox_config).await?;
+        self.errors.remove(name);
+        let config = spec::container_config(pod, &container, attempt, env);
+        let id = match self.shared.runtime.create_container(&sandbox.id, config, sandbox_config).await {
+            Ok(id) => id,
+            Err(e) => {
+                let msg = format!("Error: {e}");
+                self.event(pod, EventType::Warning, "Failed", &msg).await;
+                self.errors
+                    .insert(name.into(), Waiting { reason: "CreateContainerError".into(), message: e.to_string() });
+                return Err(msg);
+            }
+        };
+        self.event(pod, EventType::Normal, "Created", &format!("Created container {name}")).await;
+        if attempt > 0 {
+            let previous = self.backoff.get(name).copied();
+            self.backoff.insert(name.into(), BackOff::next(previous, now_ns()));
+        }
+        if let Err(e) = self.shared.runtime.start_container(&id).await {
+            let msg = format!("Error: {e}");
+            self.event(pod, EventType::Warning, "Failed", &msg).await;
+            return Err(msg);
+        }
+        self.event(pod, EventType::Normal, "Started", &format!("Started container {name}")).await;
+        tracing::info!(container = %name, init, attempt, "container started");
+        Ok(())
+    }
+
+    /// Pulls the image when the policy asks for it (ErrImagePull / ImagePullBackOff).
+    async fn ensure_image(
+        &mut self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        policy: Option<&str>,
+        sandbox: &cri::PodSandboxConfig,
+    ) -> Result<(), String> {
+        let rt = &self.shared.runtime;
+        let present = rt.image_id(image).await.map_err(|e| e.to_string())?.is_some();
+        let policy = policy.unwrap_or("IfNotPresent");
+        if present && policy != "Always" {
+            return Ok(());
+        }
+        if policy == "Never" {
+            let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
+            self.errors.insert(name.into(), Waiting { reason: "ErrImageNeverPull".into(), message: msg.clone() });
+            self.event(pod, EventType::Warning, "ErrImageNeverPull", &msg).await;
+            return Err(msg);
+        }
+        let key = format!("pull:{name}");
+        if let Some(b) = self.backoff.get(&key)
+            && now_ns() - b.updated_at < b.delay.as_nanos() as i64
+        {
+            let msg = format!("Back-off pulling image \"{image}\"");
+            self.errors.insert(name.into(), Waiting { reason: "ImagePullBackOff".into(), message: msg.clone() });
+            return Err(msg);
+        }
+        self.event(pod, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
+        match rt.pull_image(image, Some(sandbox.clone())).await {
+            Ok(_) => {
+                self.backoff.remove(&key);
+                self.event(pod, EventType::Normal, "Pulled", &format!("Successfully pulled image \"{image}\"")).await;
+                Ok(())
+            }
+            Err(e) => {
+                let previous = self.backoff.get(&key).copied();
+                self.backoff.insert(key, BackOff::next(previous, now_ns()));
+                let msg = format!("Failed to pull image \"{image}\": {e}");
+                self.errors.insert(name.into(), Waiting { reason: "ErrImagePull".into(), message: msg.clone() });
+                self.event(pod, EventType::Warning, "Failed", &msg).await;
+                Err(msg)
+            }
+        }
+    }
+}
