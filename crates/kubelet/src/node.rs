@@ -231,11 +231,19 @@ pub async fn heartbeat(client: Client, config: Config, facts: HostFacts, mut sto
             _ = tick.tick() => {}
             _ = stop.changed() => if *stop.borrow() { return },
         }
+        let mut renewed = false;
         if last_lease.is_none_or(|t| t.elapsed() >= config.lease_renew_interval) {
             match renew_lease(&leases, &config).await {
-                Ok(()) => last_lease = Some(tokio::time::Instant::now()),
+                Ok(()) => {
+                    last_lease = Some(tokio::time::Instant::now());
+                    renewed = true;
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot renew the node lease"),
             }
+        }
+        // The node is read every second only until its network is configured.
+        if configured_cidr.is_some() && !renewed {
+            continue;
         }
         let node = match nodes.get(&config.node_name).await {
             Ok(n) => n,
