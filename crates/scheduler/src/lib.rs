@@ -20,7 +20,7 @@ pub mod labels;
 pub mod node_info;
 pub mod plugins;
 pub mod pod_info;
-pub mod quantity;
+pub use rkube_apimachinery::quantity;
 pub mod queue;
 pub mod resources;
 pub mod runner;

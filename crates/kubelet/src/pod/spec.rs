@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::ResourceExt;
+use rkube_apimachinery::quantity;
 
 pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -184,49 +185,11 @@ fn quantity_value(container: &Container, resource: &str, divisor: Option<&str>) 
         // honest answer without it.
         return "0".into();
     };
-    match (name, divisor) {
-        ("cpu", d) => {
-            let cores = parse_cpu(&raw);
-            let div = d.map(parse_cpu).filter(|d| *d > 0.0).unwrap_or(1.0);
-            ((cores / div).ceil() as i64).to_string()
-        }
-        (_, d) => {
-            let bytes = parse_bytes(&raw);
-            let div = d.map(parse_bytes).filter(|d| *d > 0).unwrap_or(1);
-            bytes.div_ceil(div).to_string()
-        }
-    }
-}
-
-fn parse_cpu(q: &str) -> f64 {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse::<f64>().unwrap_or(0.0) / 1000.0,
-        None => q.parse().unwrap_or(0.0),
-    }
-}
-
-/// A memory quantity in bytes (binary and decimal suffixes).
-pub fn parse_bytes(q: &str) -> u64 {
-    const UNITS: [(&str, u64); 12] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("Pi", 1 << 50),
-        ("Ei", 1 << 60),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-        ("P", 1_000_000_000_000_000),
-        ("E", 1_000_000_000_000_000_000),
-    ];
-    for (suffix, mult) in UNITS {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return n.parse::<f64>().map_or(0, |n| (n * mult as f64) as u64);
-        }
-    }
-    q.parse::<f64>().map_or(0, |n| n as u64)
+    // In milli-units for CPU so that `250m` over a divisor of `1m` stays exact.
+    let measure = if name == "cpu" { quantity::milli } else { quantity::value };
+    let amount = measure(&raw).max(0);
+    let div = divisor.map(measure).filter(|d| *d > 0).unwrap_or_else(|| measure("1"));
+    (amount / div + i64::from(amount % div != 0)).to_string()
 }
 
 /// `$(VAR)` expansion as upstream: known names are replaced, `$$` escapes, unknown
@@ -376,9 +339,10 @@ pub fn linux_resources(container: &Container) -> cri::LinuxContainerResources {
     let limits = res.and_then(|r| r.limits.as_ref());
     let requests = res.and_then(|r| r.requests.as_ref());
     let cpu_request = get(requests, "cpu").or_else(|| get(limits, "cpu"));
-    let shares = cpu_request.map_or(2, |q| ((parse_cpu(&q) * 1024.0) as i64).max(2));
-    let quota = get(limits, "cpu").map_or(0, |q| ((parse_cpu(&q) * 100_000.0) as i64).max(1000));
-    let memory = get(limits, "memory").map_or(0, |q| parse_bytes(&q) as i64);
+    // Upstream's MilliCPUToShares and MilliCPUToQuota (100 ms period, 1 ms minimum).
+    let shares = cpu_request.map_or(2, |q| (quantity::milli(&q) * 1024 / 1000).max(2));
+    let quota = get(limits, "cpu").map_or(0, |q| (quantity::milli(&q) * 100).max(1000));
+    let memory = get(limits, "memory").map_or(0, |q| quantity::value(&q));
     cri::LinuxContainerResources {
         cpu_shares: shares,
         cpu_period: if quota > 0 { 100_000 } else { 0 },
