@@ -40,7 +40,6 @@ pub struct HostFacts {
     pub kernel_version: String,
     pub machine_id: String,
     pub boot_id: String,
-    pub hostname: String,
     pub runtime_version: String,
 }
 
@@ -75,7 +74,6 @@ impl HostFacts {
             kernel_version: read_trimmed("/proc/sys/kernel/osrelease"),
             machine_id: read_trimmed("/etc/machine-id"),
             boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
-            hostname: read_trimmed("/proc/sys/kernel/hostname"),
             runtime_version,
         }
     }
@@ -306,7 +304,6 @@ mod tests {
             kernel_version: "6.1.0".into(),
             machine_id: "m".into(),
             boot_id: "b".into(),
-            hostname: "h".into(),
             runtime_version: "containerd://1.6.20".into(),
         }
     }

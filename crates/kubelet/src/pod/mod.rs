@@ -10,7 +10,6 @@ pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -165,10 +164,8 @@ impl PodWorker {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(pod_uid = %self.uid, error = %e, "pod sync"),
             }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
+            // The manager wakes every worker on each pod change and each resync tick.
+            wake.notified().await;
         }
     }
 
