@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use rkube_store::{Event, EventType, KeyValue, Revision, Store, StoreError};
 use serde_json::Value;
@@ -34,6 +34,28 @@ pub struct CacheEvent {
     /// resourceVersion, as upstream reports deletions).
     pub obj: Arc<Value>,
     pub prev: Option<Arc<Value>>,
+    /// `obj` as compact JSON, encoded by the first watcher that sends it as it is and
+    /// shared by every other one (the clones of an event share this cell): a pod event
+    /// reaches the scheduler, several controllers and clients, and encoding it once
+    /// instead of once per watcher is much of the fan-out's cost.
+    encoded: Arc<OnceLock<Option<Arc<str>>>>,
+}
+
+impl CacheEvent {
+    pub(crate) fn new(
+        revision: Revision,
+        key: Arc<str>,
+        kind: EventType,
+        obj: Arc<Value>,
+        prev: Option<Arc<Value>>,
+    ) -> Self {
+        CacheEvent { revision, key, kind, obj, prev, encoded: Arc::default() }
+    }
+
+    /// `obj` encoded as JSON, once for all watchers.
+    pub fn encoded(&self) -> Option<Arc<str>> {
+        self.encoded.get_or_init(|| serde_json::to_string(&*self.obj).ok().map(Arc::from)).clone()
+    }
 }
 
 struct State {
@@ -111,12 +133,12 @@ impl WatchCache {
                     };
                     let obj = Arc::new(obj);
                     st.objects.insert(ev.kv.key.clone(), Cached { obj: obj.clone(), mod_revision: rev });
-                    CacheEvent { revision: rev, key, kind: EventType::Put, obj, prev }
+                    CacheEvent::new(rev, key, EventType::Put, obj, prev)
                 }
                 EventType::Delete => {
                     st.objects.remove(&ev.kv.key);
                     let last = decode(&ev.kv, rev).or_else(|| prev.as_deref().cloned()).unwrap_or(Value::Null);
-                    CacheEvent { revision: rev, key, kind: EventType::Delete, obj: Arc::new(last), prev }
+                    CacheEvent::new(rev, key, EventType::Delete, Arc::new(last), prev)
                 }
             };
             st.events.push_back(event.clone());

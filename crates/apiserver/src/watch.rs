@@ -5,6 +5,7 @@
 //! `ERROR` event with 410 Expired when neither has it. Selector-filtered watches turn an
 //! object leaving the selector into `DELETED` and one entering it into `ADDED`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,6 @@ pub struct WatchParams {
 }
 
 struct Filter {
-    def: &'static ResourceDef,
     labels: LabelSelector,
     fields: FieldSelector,
 }
@@ -45,25 +45,32 @@ impl Filter {
         self.labels.matches(meta::labels(obj)) && self.fields.matches(obj)
     }
 
-    /// The event a watcher sees for a change, if any.
-    fn event(&self, kind: EventType, obj: &Value, prev: Option<&Value>) -> Option<(&'static str, Value)> {
+    /// The event a watcher sees for a change, if any: the changed object itself
+    /// (borrowed, so its shared encoding can be sent) or, for an object leaving the
+    /// selector, its last matching state.
+    fn event<'a>(
+        &self,
+        kind: EventType,
+        obj: &'a Value,
+        prev: Option<&'a Value>,
+    ) -> Option<(&'static str, Cow<'a, Value>)> {
         let now = kind == EventType::Put && self.matches(obj);
         let before = prev.is_some_and(|p| self.matches(p));
         match (kind, before, now) {
-            (EventType::Delete, true, _) => Some(("DELETED", obj.clone())),
+            (EventType::Delete, true, _) => Some(("DELETED", Cow::Borrowed(obj))),
             (EventType::Delete, false, _) => {
                 // Deleted: the last state decides (prev may be missing from history).
-                (prev.is_none() && self.matches(obj)).then(|| ("DELETED", obj.clone()))
+                (prev.is_none() && self.matches(obj)).then_some(("DELETED", Cow::Borrowed(obj)))
             }
-            (EventType::Put, false, true) => Some(("ADDED", obj.clone())),
-            (EventType::Put, true, true) => Some(("MODIFIED", obj.clone())),
+            (EventType::Put, false, true) => Some(("ADDED", Cow::Borrowed(obj))),
+            (EventType::Put, true, true) => Some(("MODIFIED", Cow::Borrowed(obj))),
             // Upstream reports the object as it last matched, at the new revision.
             (EventType::Put, true, false) => {
                 let mut last = prev.cloned().unwrap_or_else(|| obj.clone());
                 if let Some(rv) = meta::resource_version(obj).map(str::to_string) {
                     meta::metadata_mut(&mut last).insert("resourceVersion".into(), json!(rv));
                 }
-                Some(("DELETED", last))
+                Some(("DELETED", Cow::Owned(last)))
             }
             (EventType::Put, false, false) => None,
         }
@@ -95,6 +102,23 @@ impl Encoder {
         Some(line)
     }
 
+    /// The line for an object sent as stored, from its shared encoding: byte for byte
+    /// what [`Encoder::encode`] would write. `None` when this watch renders or converts
+    /// objects, so each must be encoded for it.
+    fn encode_shared(&self, kind: &str, ev: &CacheEvent) -> Option<String> {
+        if self.rendering != Rendering::Object || self.def.needs_conversion() {
+            return None;
+        }
+        let object = ev.encoded()?;
+        let mut line = String::with_capacity(object.len() + kind.len() + 24);
+        line.push_str("{\"type\":\"");
+        line.push_str(kind);
+        line.push_str("\",\"object\":");
+        line.push_str(&object);
+        line.push_str("}\n");
+        Some(line)
+    }
+
     fn bookmark(&self, rev: Revision, initial_end: bool) -> String {
         let mut metadata = json!({"resourceVersion": rev.to_string()});
         if initial_end {
@@ -120,7 +144,7 @@ pub fn start(api: Arc<Api>, t: &Target, params: WatchParams) -> Result<mpsc::Rec
         Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?),
     };
     let (tx, rx) = mpsc::channel::<String>(256);
-    let filter = Filter { def, labels: params.label_selector.clone(), fields: params.field_selector.clone() };
+    let filter = Filter { labels: params.label_selector.clone(), fields: params.field_selector.clone() };
     let enc = Encoder { def, rendering: params.rendering, include: params.include, sent_columns: false };
     api.metrics.watchers.inc();
     tokio::spawn(async move {
@@ -229,12 +253,13 @@ async fn run_watch(
 }
 
 async fn emit(filter: &Filter, enc: &mut Encoder, ev: &CacheEvent, tx: &mpsc::Sender<String>) -> bool {
-    let _ = filter.def;
-    match filter.event(ev.kind, &ev.obj, ev.prev.as_deref()) {
-        Some((kind, obj)) => match enc.encode(kind, &obj) {
-            Some(line) => tx.send(line).await.is_ok(),
-            None => true,
-        },
+    let line = match filter.event(ev.kind, &ev.obj, ev.prev.as_deref()) {
+        Some((kind, Cow::Borrowed(obj))) => enc.encode_shared(kind, ev).or_else(|| enc.encode(kind, obj)),
+        Some((kind, Cow::Owned(obj))) => enc.encode(kind, &obj),
+        None => None,
+    };
+    match line {
+        Some(line) => tx.send(line).await.is_ok(),
         None => true,
     }
 }
@@ -245,8 +270,7 @@ mod tests {
 
     #[test]
     fn selector_transitions() {
-        let def = rkube_registry::lookup("", "v1", "pods").unwrap();
-        let f = Filter { def, labels: LabelSelector::parse("app=web").unwrap(), fields: FieldSelector::default() };
+        let f = Filter { labels: LabelSelector::parse("app=web").unwrap(), fields: FieldSelector::default() };
         let web = json!({"metadata": {"labels": {"app": "web"}}});
         let db = json!({"metadata": {"labels": {"app": "db"}}});
         assert_eq!(f.event(EventType::Put, &web, None).unwrap().0, "ADDED");
@@ -262,5 +286,24 @@ mod tests {
         let (_, obj) = f.event(EventType::Put, &db, Some(&web)).unwrap();
         assert_eq!(obj["metadata"]["labels"]["app"], "web");
         assert_eq!(obj["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn shared_encoding_is_the_per_watcher_encoding() {
+        let pods = rkube_registry::lookup("", "v1", "pods").unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "5",
+                         "annotations": {"z": "\"quoted\" é \n", "a": "1"}}, "spec": {"containers": []}});
+        let ev = CacheEvent::new(5, Arc::from("/registry/pods/default/p"), EventType::Put, Arc::new(obj), None);
+        let mut enc =
+            Encoder { def: pods, rendering: Rendering::Object, include: IncludeObject::Object, sent_columns: false };
+        let shared = enc.encode_shared("MODIFIED", &ev).unwrap();
+        assert_eq!(Some(shared), enc.encode("MODIFIED", &ev.obj));
+        let table = Encoder { rendering: Rendering::Table, ..enc };
+        assert!(table.encode_shared("MODIFIED", &ev).is_none());
+        // A version that converts on the way out encodes its own.
+        let events = rkube_registry::lookup("events.k8s.io", "v1", "events").unwrap();
+        let conv =
+            Encoder { def: events, rendering: Rendering::Object, include: IncludeObject::Object, sent_columns: false };
+        assert!(conv.encode_shared("ADDED", &ev).is_none());
     }
 }

@@ -183,8 +183,17 @@ impl Snapshot {
         self.placed.len()
     }
 
-    fn reindex(&mut self) {
-        self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.spec.name.clone(), i)).collect();
+    /// Re-points the index at the nodes from position `from` on (those an insert or a
+    /// removal shifted); nodes usually register in name order, so an add is O(1).
+    fn reindex_from(&mut self, from: usize) {
+        for (i, n) in self.nodes.iter().enumerate().skip(from) {
+            match self.index.get_mut(&n.spec.name) {
+                Some(at) => *at = i,
+                None => {
+                    self.index.insert(n.spec.name.clone(), i);
+                }
+            }
+        }
     }
 
     /// Prepares the counts `pod`'s required terms need, so scheduling it does not scan
@@ -250,7 +259,7 @@ impl Snapshot {
         }
         let at = self.nodes.partition_point(|n| n.spec.name < name);
         self.nodes.insert(at, info);
-        self.reindex();
+        self.reindex_from(at);
         NodeChange::Added
     }
 
@@ -258,13 +267,14 @@ impl Snapshot {
     pub fn remove_node(&mut self, name: &str) {
         let Some(i) = self.index.get(name).copied() else { return };
         let info = self.nodes.remove(i);
+        self.index.remove(name);
+        self.reindex_from(i);
         for p in &info.pods {
             account(&mut self.anti_groups, &mut self.term_counts, &self.namespaces, p, &info.spec.labels, -1);
         }
         if !info.pods.is_empty() {
             self.orphans.insert(name.to_string(), info.pods);
         }
-        self.reindex();
     }
 
     /// Adds or replaces a pod bound to `pod.node_name` (the watch saw it bound). An
