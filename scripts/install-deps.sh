@@ -18,6 +18,11 @@ have ip || need_apt+=(iproute2)
 # test images (crates/testimages): static busybox and nginx's binary, copied into images
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+# registry mirror tests: a private registry on loopback (the tests run their own
+# `docker-registry serve` on a free port; the package's own service is not used) and
+# htpasswd for its basic auth
+have docker-registry || need_apt+=(docker-registry)
+have htpasswd || need_apt+=(apache2-utils)
 
 if ((${#need_apt[@]})); then
   echo "installing host packages: ${need_apt[*]}"

@@ -22,6 +22,11 @@
 //!   throughput, the bind tail, latencies, server CPU and store writes per pod. Every
 //!   phase has a deadline and reports its progress if it passes. `--quick`: 200 nodes,
 //!   1,000 pods (a smoke test).
+//! - `cargo xtask bench-pods [--quick] [--no-build]`: pod start-up (issue 4). Starts
+//!   `rkube server --disable-agent` and a joined `rkube agent`, times sandbox + container
+//!   straight through the agent's containerd (CRI, the baseline), then pods created
+//!   through the API one at a time until a watch sees them Running, then a burst of 110
+//!   pods, and reads the agent's RSS. `--quick`: 10 pods and a burst of 30.
 //! - `cargo xtask test-images DIR`: builds the node agent's test images (busybox, nginx,
 //!   pause, testserver) as docker-archive tars into DIR with `rkube-testimages`, ready for
 //!   `ctr -n k8s.io images import DIR/<name>.tar`, and prints one line per archive (tags,
@@ -29,6 +34,7 @@
 //!   `cargo build -p rkube-testserver`.
 
 mod bench_api;
+mod bench_pods;
 mod bench_scheduler;
 mod decision;
 mod raw;
@@ -39,7 +45,7 @@ mod stats;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask <bench-api|bench-scheduler> [--quick] [--no-build] | cargo xtask test-images DIR";
+    "usage: cargo xtask <bench-api|bench-scheduler|bench-pods> [--quick] [--no-build] | cargo xtask test-images DIR";
 
 /// The options both benchmarks take.
 fn parse_flags(rest: &[String]) -> Result<(bool, bool), ExitCode> {
@@ -95,6 +101,10 @@ fn main() -> ExitCode {
         },
         "bench-scheduler" => match parse_flags(rest) {
             Ok((quick, no_build)) => finish(task, bench_scheduler::run(bench_scheduler::Options { quick, no_build })),
+            Err(code) => code,
+        },
+        "bench-pods" => match parse_flags(rest) {
+            Ok((quick, no_build)) => finish(task, bench_pods::run(bench_pods::Options { quick, no_build })),
             Err(code) => code,
         },
         "test-images" => match rest {

@@ -66,6 +66,68 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, toleration_seconds: To
     }
 }
 
+/// The prefix of the projected service-account volume (upstream's
+/// `ServiceAccountVolumeName`) and where containers mount it.
+const SERVICE_ACCOUNT_VOLUME: &str = "kube-api-access";
+const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Upstream's ServiceAccount admission for a new pod: unless the pod (or else its
+/// ServiceAccount) says `automountServiceAccountToken: false`, every container that does
+/// not mount something at `/var/run/secrets/kubernetes.io/serviceaccount` gets the
+/// `kube-api-access-<random>` projected volume there: a bound token (3607 s, renewed by
+/// the kubelet), the `kube-root-ca.crt` ConfigMap's `ca.crt` and the namespace. Mirror
+/// pods are left alone. Unlike upstream, a pod whose ServiceAccount does not exist
+/// (yet) is admitted: the namespace's `default` one is created asynchronously.
+pub fn mount_service_account_token(api: &Api, ns: Option<&str>, obj: &mut Value, suffix: &str) {
+    let sa_name = obj["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string();
+    let sa = rkube_registry::lookup("", "v1", "serviceaccounts").and_then(|def| api.current(def, ns, &sa_name));
+    inject_service_account_volume(obj, sa.and_then(|(sa, _)| sa["automountServiceAccountToken"].as_bool()), suffix);
+}
+
+/// [`mount_service_account_token`] once the ServiceAccount's own
+/// `automountServiceAccountToken` is known.
+fn inject_service_account_volume(obj: &mut Value, sa_automount: Option<bool>, suffix: &str) {
+    if obj.pointer("/metadata/annotations/kubernetes.io~1config.mirror").is_some() {
+        return;
+    }
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let automount = spec.get("automountServiceAccountToken").and_then(Value::as_bool).or(sa_automount).unwrap_or(true);
+    if !automount {
+        return;
+    }
+    let prefix = format!("{SERVICE_ACCOUNT_VOLUME}-");
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().filter_map(|v| v["name"].as_str()).find(|n| n.starts_with(&prefix)))
+        .map(str::to_string);
+    let name = existing.clone().unwrap_or_else(|| format!("{prefix}{suffix}"));
+    let mount = json!({"name": name, "readOnly": true, "mountPath": SERVICE_ACCOUNT_MOUNT});
+    let mut needed = false;
+    for field in ["initContainers", "containers"] {
+        for c in spec.get_mut(field).and_then(Value::as_array_mut).into_iter().flatten() {
+            let Some(c) = c.as_object_mut() else { continue };
+            let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+            let Some(mounts) = mounts.as_array_mut() else { continue };
+            if !mounts.iter().any(|m| m["mountPath"] == SERVICE_ACCOUNT_MOUNT) {
+                mounts.push(mount.clone());
+                needed = true;
+            }
+        }
+    }
+    if needed && existing.is_none() {
+        let volume = json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+        ]}});
+        if let Some(list) = spec.entry("volumes").or_insert_with(|| json!([])).as_array_mut() {
+            list.push(volume);
+        }
+    }
+}
+
 /// `--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TolerationSeconds {
@@ -391,6 +453,45 @@ mod tests {
         let mut all = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
         prepare_create(def, &mut all, TolerationSeconds::default());
         assert_eq!(all["spec"]["tolerations"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn service_account_volume_as_upstream() {
+        let mount = json!({"name": "kube-api-access-abcde", "readOnly": true,
+                           "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"});
+        let mut pod = json!({"spec": {"initContainers": [{"name": "i"}], "containers": [
+            {"name": "a"},
+            {"name": "b", "volumeMounts": [{"name": "own", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}
+        ]}});
+        inject_service_account_volume(&mut pod, None, "abcde");
+        assert_eq!(pod["spec"]["initContainers"][0]["volumeMounts"], json!([mount]));
+        assert_eq!(pod["spec"]["containers"][0]["volumeMounts"], json!([mount]));
+        assert_eq!(pod["spec"]["containers"][1]["volumeMounts"].as_array().unwrap().len(), 1, "its own mount wins");
+        let volume = &pod["spec"]["volumes"][0];
+        assert_eq!(volume["name"], "kube-api-access-abcde");
+        assert_eq!(volume["projected"]["defaultMode"], 420);
+        assert_eq!(volume["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3607);
+        assert_eq!(volume["projected"]["sources"][1]["configMap"]["name"], "kube-root-ca.crt");
+        assert_eq!(volume["projected"]["sources"][2]["downwardAPI"]["items"][0]["path"], "namespace");
+        // (pod's automountServiceAccountToken, the ServiceAccount's, mounted)
+        let cases = [
+            (None, None, true),
+            (Some(false), None, false),
+            (None, Some(false), false),
+            (Some(true), Some(false), true),
+        ];
+        for (pod_says, sa_says, mounted) in cases {
+            let mut pod = json!({"spec": {"containers": [{"name": "a"}]}});
+            if let Some(v) = pod_says {
+                pod["spec"]["automountServiceAccountToken"] = json!(v);
+            }
+            inject_service_account_volume(&mut pod, sa_says, "x");
+            assert_eq!(pod["spec"]["volumes"].is_array(), mounted, "{pod_says:?} {sa_says:?}");
+        }
+        let mut mirror = json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "h"}},
+                                "spec": {"containers": [{"name": "a"}]}});
+        inject_service_account_volume(&mut mirror, None, "x");
+        assert!(mirror["spec"]["volumes"].is_null(), "mirror pods are left alone");
     }
 
     #[test]

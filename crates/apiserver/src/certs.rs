@@ -30,6 +30,7 @@ pub enum CertError {
 }
 
 /// PEM material of the cluster.
+#[derive(Clone)]
 pub struct ClusterCerts {
     pub ca_pem: String,
     pub serving_cert_pem: String,
@@ -100,23 +101,7 @@ impl ClusterCerts {
             write(&admin_cert, &cert, false)?;
         }
 
-        let key = KeyPair::generate()?;
-        let mut sans: Vec<SanType> = Vec::new();
-        for h in hosts {
-            match h.parse::<IpAddr>() {
-                Ok(ip) => sans.push(SanType::IpAddress(ip)),
-                Err(_) => sans.push(SanType::DnsName(h.clone().try_into()?)),
-            }
-        }
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.subject_alt_names = sans;
-        params.distinguished_name = name("rkube-apiserver", None);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        validity(&mut params, 1);
-        let cert = params.signed_by(&key, &issuer)?;
-        let serving_key_pem = key.serialize_pem();
-        let serving_cert_pem = cert.pem();
+        let (serving_cert_pem, serving_key_pem) = issue_serving(&issuer, "rkube-apiserver", hosts)?;
         write(&dir.join("serving.key"), &serving_key_pem, true)?;
         write(&dir.join("serving.crt"), &serving_cert_pem, false)?;
 
@@ -135,6 +120,13 @@ impl ClusterCerts {
         let ca_key = KeyPair::from_pem(&read(&self.dir.join("cluster-ca.key"))?)?;
         let issuer = Issuer::from_ca_cert_pem(&self.ca_pem, ca_key)?;
         issue_client(&issuer, user, group)
+    }
+
+    /// Issues a serving certificate named `cn` for `hosts` (a kubelet's, for its API).
+    pub fn issue_serving(&self, cn: &str, hosts: &[String]) -> Result<(String, String), CertError> {
+        let ca_key = KeyPair::from_pem(&read(&self.dir.join("cluster-ca.key"))?)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca_pem, ca_key)?;
+        issue_serving(&issuer, cn, hosts)
     }
 
     /// The rustls configuration: our serving certificate, and optional client
@@ -186,6 +178,25 @@ fn kubeconfig(ca_pem: &str, server: &str, cert_pem: &str, key_pem: &str) -> Stri
         b64(cert_pem),
         b64(key_pem)
     )
+}
+
+fn issue_serving(issuer: &Issuer<'_, KeyPair>, cn: &str, hosts: &[String]) -> Result<(String, String), CertError> {
+    let key = KeyPair::generate()?;
+    let mut sans: Vec<SanType> = Vec::new();
+    for h in hosts {
+        match h.parse::<IpAddr>() {
+            Ok(ip) => sans.push(SanType::IpAddress(ip)),
+            Err(_) => sans.push(SanType::DnsName(h.clone().try_into()?)),
+        }
+    }
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.subject_alt_names = sans;
+    params.distinguished_name = name(cn, None);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    validity(&mut params, 1);
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn issue_client(issuer: &Issuer<'_, KeyPair>, user: &str, group: Option<&str>) -> Result<(String, String), CertError> {

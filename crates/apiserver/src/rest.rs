@@ -35,6 +35,11 @@ pub struct Api {
     pub service_alloc: tokio::sync::Mutex<()>,
     /// Signs and checks service-account tokens.
     pub tokens: crate::tokens::TokenIssuer,
+    /// TLS to kubelets, for logs, exec, attach and port-forward (set once the cluster
+    /// certificates exist).
+    pub kubelet_client: std::sync::OnceLock<crate::proxy::KubeletClient>,
+    /// Issues credentials to joining nodes.
+    pub join: std::sync::OnceLock<crate::join::JoinService>,
 }
 
 /// The object a request is about.
@@ -158,7 +163,12 @@ fn has_status(def: &ResourceDef) -> bool {
 
 /// Converts a stored object into `def`'s served version.
 pub fn to_served(def: &ResourceDef, stored: &Value) -> Result<Value, ApiError> {
-    from_storage(stored.clone(), def).map_err(|e| ApiError::internal(e.to_string()))
+    into_served(def, stored.clone())
+}
+
+/// [`to_served`] of an object the caller no longer needs (no copy).
+pub fn into_served(def: &ResourceDef, stored: Value) -> Result<Value, ApiError> {
+    from_storage(stored, def).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn obj_name(obj: &Value) -> String {
@@ -176,16 +186,29 @@ fn spec_part(obj: &Value) -> Value {
     o
 }
 
-/// Compares two objects ignoring fields that change on every write.
+/// Compares two objects ignoring fields that change on every write (a missing
+/// metadata counts as an empty one). Compares in place: cloning both objects for every
+/// update cost more than the comparison.
 fn same_object(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        let m = meta::metadata_mut(&mut v);
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-        v
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return a == b };
+    let volatile = |k: &str| k == "resourceVersion" || k == "managedFields";
+    fn meta_of<'a>(m: &'a Map<String, Value>, empty: &'a Map<String, Value>) -> Option<&'a Map<String, Value>> {
+        match m.get("metadata") {
+            None => Some(empty),
+            Some(v) => v.as_object(),
+        }
+    }
+    let empty = Map::new();
+    let same_meta = match (meta_of(a, &empty), meta_of(b, &empty)) {
+        (Some(ma), Some(mb)) => {
+            let kept = |m: &Map<String, Value>| m.keys().filter(|k| !volatile(k)).count();
+            kept(ma) == kept(mb) && ma.iter().filter(|(k, _)| !volatile(k)).all(|(k, v)| mb.get(k) == Some(v))
+        }
+        // A metadata that is not an object: compare it as it is.
+        _ => a.get("metadata") == b.get("metadata"),
     };
-    strip(a) == strip(b)
+    let rest = |m: &Map<String, Value>| m.keys().filter(|k| *k != "metadata").count();
+    same_meta && rest(a) == rest(b) && a.iter().filter(|(k, _)| *k != "metadata").all(|(k, v)| b.get(k) == Some(v))
 }
 
 fn random_suffix() -> String {
@@ -232,6 +255,8 @@ impl Api {
             metrics: Metrics::default(),
             authorizer: Box::new(AlwaysAllow),
             service_alloc: tokio::sync::Mutex::new(()),
+            kubelet_client: std::sync::OnceLock::new(),
+            join: std::sync::OnceLock::new(),
         }
     }
 
@@ -438,6 +463,9 @@ impl Api {
             }
         }
         admission::prepare_create(def, &mut obj, self.config.default_tolerations);
+        if def.group.is_empty() && def.plural == "pods" {
+            admission::mount_service_account_token(self, ns.as_deref(), &mut obj, &random_suffix());
+        }
         admission::default_object(def, &mut obj);
         admission::validate_create(def, &obj)?;
         let name = obj_name(&obj);
@@ -458,7 +486,7 @@ impl Api {
             self.commit_create(storage, &k, &stored).await?
         };
         warnings.extend(admission::warnings(def, &created));
-        Ok(WriteResult { code: 201, body: to_served(def, &created)?, warnings })
+        Ok(WriteResult { code: 201, body: into_served(def, created)?, warnings })
     }
 
     fn resolve_namespace(
@@ -559,7 +587,11 @@ impl Api {
             {
                 return Err(ApiError::modified(def.group, def.plural, &name));
             }
-            warnings.extend(admission::check_fields(def, &new, opts.field_validation)?);
+            // A binding's pod is built by the server from the stored one: the request
+            // body (a Binding) held none of its fields.
+            if sub != Some("binding") {
+                warnings.extend(admission::check_fields(def, &new, opts.field_validation)?);
+            }
             self.prepare_update(def, sub, &old, &mut new);
             if sub.is_none() || sub == Some("scale") {
                 admission::default_object(def, &mut new);
@@ -621,7 +653,7 @@ impl Api {
                     meta::metadata_mut(&mut stored)
                         .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
                     warnings.extend(admission::warnings(def, &stored));
-                    return Ok(WriteResult { code: 200, body: to_served(def, &stored)?, warnings });
+                    return Ok(WriteResult { code: 200, body: into_served(def, stored)?, warnings });
                 }
                 Err(StoreError::Conflict { current, .. }) => {
                     if user_rv.is_some() {
@@ -1016,6 +1048,19 @@ pub fn list_body(def: &ResourceDef, items: Vec<Value>, rev: Revision, token: Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_object_ignores_resource_version_and_managed_fields() {
+        let a = json!({"metadata": {"name": "p", "resourceVersion": "1", "managedFields": [{"manager": "x"}]},
+                       "spec": {"a": 1}});
+        let b = json!({"spec": {"a": 1}, "metadata": {"resourceVersion": "2", "name": "p"}});
+        assert!(same_object(&a, &b));
+        assert!(!same_object(&a, &json!({"metadata": {"name": "p"}, "spec": {"a": 2}})));
+        assert!(!same_object(&a, &json!({"metadata": {"name": "p"}, "spec": {"a": 1}, "status": {}})));
+        assert!(!same_object(&a, &json!({"metadata": {"name": "p", "labels": {}}, "spec": {"a": 1}})));
+        assert!(same_object(&json!({"spec": {}}), &json!({"metadata": {"resourceVersion": "3"}, "spec": {}})));
+        assert!(!same_object(&json!({"metadata": 1}), &json!({"metadata": {}})));
+    }
 
     #[test]
     fn list_bytes_is_the_list_as_json() {

@@ -38,9 +38,14 @@ impl Query {
         self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter (`command=ls&command=-l`).
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect()
+    }
+
     /// A boolean parameter as upstream converts it: present means true unless it is
     /// `0` or `false` (any case); an empty value is true.
-    fn flag(&self, k: &str) -> bool {
+    pub fn flag(&self, k: &str) -> bool {
         self.get(k).is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
     }
 }
@@ -83,6 +88,10 @@ fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
 /// The entry point of every request (authenticated by the server layer).
 pub async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let started = tokio::time::Instant::now();
+    // Joining nodes have no credentials yet; their token is checked by the join service.
+    if req.uri().path().starts_with("/v1-rkube/") {
+        return join_request(&api, req).await.unwrap_or_else(|e| error_response(&e));
+    }
     let mut user = req.extensions().get::<UserInfo>().cloned().unwrap_or_else(UserInfo::anonymous);
     if user.is_anonymous()
         && let Some(token) = bearer_token(req.headers())
@@ -110,6 +119,19 @@ pub async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let verb = if labels.0.is_empty() { method.as_str() } else { labels.0 };
     api.metrics.observe(verb, &labels.1, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
+}
+
+async fn join_request(api: &Api, req: Request) -> Result<Response, ApiError> {
+    let join = api.join.get().ok_or(ApiError::NoRoute)?;
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, crate::join::CACERTS_PATH) => Ok(join.cacerts()),
+        (Method::POST, crate::join::CREDENTIALS_PATH) => {
+            let bearer = bearer_token(req.headers()).map(str::to_string);
+            let body = read_body(req).await?;
+            join.credentials(bearer.as_deref(), &body)
+        }
+        _ => Err(ApiError::NoRoute),
+    }
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -223,6 +245,8 @@ fn parse_tail(rest: &[String]) -> Result<Tail, ApiError> {
         }
         ["namespaces", ns, plural, name] => (watch, owned(ns), plural.to_string(), owned(name), None),
         ["namespaces", ns, plural, name, sub] => (watch, owned(ns), plural.to_string(), owned(name), owned(sub)),
+        // `nodes/<name>/proxy/<path…>`: the path after `proxy` goes to the kubelet.
+        ["nodes", name, "proxy", ..] => (watch, None, "nodes".to_string(), owned(name), owned("proxy")),
         [plural] => (watch, None, plural.to_string(), None, None),
         [plural, name] => (watch, None, plural.to_string(), owned(name), None),
         [plural, name, sub] => (watch, None, plural.to_string(), owned(name), owned(sub)),
@@ -390,6 +414,12 @@ async fn resource(
         return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource"));
     }
     match (verb, sub.as_deref()) {
+        (_, Some(s @ ("log" | "exec" | "attach" | "portforward"))) if def.plural == "pods" => {
+            crate::proxy::pod_subresource(api, &target, s, &method, &q, req).await
+        }
+        (_, Some("proxy")) if def.plural == "nodes" => {
+            crate::proxy::node_proxy(api, name.as_deref().unwrap_or_default(), &method, req).await
+        }
         ("watch", None) => {
             let rendering = body::rendering(accept)?;
             let lo = list_options(&q)?;
@@ -513,11 +543,6 @@ async fn resource(
             let out = api.delete_collection(&target, &lo, &opts).await?;
             Ok(json_response(200, &out, "application/json"))
         }
-        (_, Some("log" | "exec" | "attach" | "portforward")) => Err(ApiError::bad_request(format!(
-            "{} of pod \"{}\" needs the node agent, which this server does not run yet",
-            sub.as_deref().unwrap_or(""),
-            name.as_deref().unwrap_or("")
-        ))),
         _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
     }
 }

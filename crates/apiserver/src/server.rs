@@ -59,6 +59,13 @@ impl RunningServer {
         self.certs.component_kubeconfig(&self.url, user, group)
     }
 
+    /// The cluster CA and a serving certificate for a kubelet API on `hosts`, for an
+    /// agent running in this process: `(ca, cert, key)` in PEM.
+    pub fn kubelet_serving(&self, node: &str, hosts: &[String]) -> Result<(String, String, String), CertError> {
+        let (cert, key) = self.certs.issue_serving(&format!("system:node:{node}"), hosts)?;
+        Ok((self.certs.ca_pem.clone(), cert, key))
+    }
+
     /// Stops accepting connections and waits a moment for requests in flight.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -106,6 +113,11 @@ pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
     sans.dedup();
     let certs = ClusterCerts::ensure(&config.data_dir, &sans)?;
     let tls = certs.server_config()?;
+    let (kubelet_cert, kubelet_key) = certs.issue_client(crate::proxy::KUBELET_CLIENT_USER, Some("system:masters"))?;
+    let kubelet =
+        crate::proxy::KubeletClient::new(&certs.ca_pem, &kubelet_cert, &kubelet_key).map_err(CertError::Tls)?;
+    let _ = api.kubelet_client.set(kubelet);
+    let _ = api.join.set(crate::join::JoinService::ensure(&config.data_dir, certs.clone())?);
 
     let addr = SocketAddr::new(config.bind_address, config.port);
     let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
@@ -154,6 +166,7 @@ pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
     });
 
     spawn_compactor(api.clone());
+    spawn_endpoint_reconciler(api.clone(), advertise_address(config.bind_address), addr.port());
 
     let host = if config.bind_address.is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { config.bind_address };
     let url = format!("https://{}", SocketAddr::new(host, addr.port()));
@@ -187,6 +200,86 @@ fn spawn_compactor(api: Arc<Api>) {
             previous = api.cache.revision();
         }
     });
+}
+
+/// The address the rest of the cluster reaches this API server at (upstream's
+/// `--advertise-address`): the bind address unless it is a wildcard, else the source
+/// address of the default route (connecting a UDP socket sends nothing, it only picks
+/// the route), else loopback.
+fn advertise_address(bind: IpAddr) -> IpAddr {
+    if !bind.is_unspecified() {
+        return bind;
+    }
+    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((Ipv4Addr::new(192, 0, 2, 1), 9)).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Keeps `default/kubernetes` Endpoints and EndpointSlice pointing at this server
+/// (upstream's apiserver endpoint reconciler): written at start, and put back every
+/// 10 s if someone changed them. The `kubernetes` Service has no selector, so no
+/// controller writes them.
+fn spawn_endpoint_reconciler(api: Arc<Api>, ip: IpAddr, port: u16) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            if let Err(e) = reconcile_kubernetes_endpoints(&api, ip, port).await {
+                tracing::warn!(error = %e, "cannot write the endpoints of the kubernetes service");
+            }
+        }
+    });
+}
+
+async fn reconcile_kubernetes_endpoints(api: &Api, ip: IpAddr, port: u16) -> Result<(), ApiError> {
+    let opts = WriteOptions { field_manager: Some("rkube-apiserver".into()), ..Default::default() };
+    let kubernetes =
+        |def| Target { def, namespace: Some("default".into()), name: Some("kubernetes".into()), subresource: None };
+    let ep_def = lookup("", "v1", "endpoints").expect("endpoints are served");
+    let subsets =
+        json!([{"addresses": [{"ip": ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]);
+    let skip_mirror = "endpointslice.kubernetes.io/skip-mirror";
+    let current = api.current(ep_def, Some("default"), "kubernetes").map(|(v, _)| v);
+    if current.as_ref().is_none_or(|c| c["subsets"] != subsets || c["metadata"]["labels"][skip_mirror] != "true") {
+        api.guaranteed_update(&kubernetes(ep_def), &opts, true, |cur| {
+            let mut obj = cur.cloned().unwrap_or_else(|| {
+                json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes", "namespace": "default"}})
+            });
+            obj["subsets"] = subsets.clone();
+            obj["metadata"]["labels"][skip_mirror] = json!("true");
+            Ok((obj, Vec::new()))
+        })
+        .await?;
+    }
+    let slice_def = lookup("discovery.k8s.io", "v1", "endpointslices").expect("endpoint slices are served");
+    let address_type = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let endpoints = json!([{"addresses": [ip.to_string()], "conditions": {"ready": true}}]);
+    let ports = json!([{"name": "https", "port": port, "protocol": "TCP"}]);
+    let current = api.current(slice_def, Some("default"), "kubernetes").map(|(v, _)| v);
+    let stale = |c: &Value| {
+        c["endpoints"] != endpoints
+            || c["ports"] != ports
+            || c["addressType"] != address_type
+            || c["metadata"]["labels"]["kubernetes.io/service-name"] != "kubernetes"
+    };
+    if current.as_ref().is_none_or(stale) {
+        api.guaranteed_update(&kubernetes(slice_def), &opts, true, |cur| {
+            let mut obj = cur.cloned().unwrap_or_else(|| {
+                json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                       "metadata": {"name": "kubernetes", "namespace": "default"}})
+            });
+            obj["addressType"] = json!(address_type);
+            obj["endpoints"] = endpoints.clone();
+            obj["ports"] = ports.clone();
+            obj["metadata"]["labels"]["kubernetes.io/service-name"] = json!("kubernetes");
+            Ok((obj, Vec::new()))
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// The namespaces and Service every cluster starts with.

@@ -1,6 +1,7 @@
 //! The controller manager of rkube: the level-triggered reconcilers that drive the
 //! cluster's current state towards the desired one (ReplicaSet, Deployment, garbage
-//! collector, namespaces, service accounts, node IPAM and node lifecycle).
+//! collector, namespaces, service accounts, node IPAM and node lifecycle, Endpoints and
+//! EndpointSlices).
 //!
 //! Every controller sees the cluster only through the Kubernetes API, with kube-rs
 //! (watchers, reflectors, `Controller`), so each would also run against upstream
@@ -19,6 +20,8 @@ use kube::Client;
 
 pub mod apiresources;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod garbagecollector;
 pub mod leader;
@@ -79,6 +82,8 @@ pub static CONTROLLERS: &[(&str, ControllerLoop)] = &[
     ("root-ca-cert-publisher", serviceaccount::run_root_ca),
     ("replicaset", replicaset::run),
     ("deployment", deployment::run),
+    ("endpoint", endpoints::run),
+    ("endpointslice", endpointslice::run),
 ];
 
 /// Competes for leadership and runs every controller while leading.

@@ -23,6 +23,8 @@ pub enum Error {
     NotReady { socket: PathBuf, seconds: u64, log: PathBuf },
     #[error("cannot import the image archive {path}: {message}")]
     Import { path: PathBuf, message: String },
+    #[error(transparent)]
+    Registries(#[from] crate::registries::Error),
 }
 
 /// The image the CRI plugin runs every pod sandbox from; built by `cargo xtask
@@ -32,11 +34,12 @@ pub const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.10";
 /// The CRI plugin's namespace in containerd, the one kubelets use.
 pub const NAMESPACE: &str = "k8s.io";
 
-/// containerd's configuration (version 2) for an agent with these paths.
+/// containerd's configuration (version 2) for an agent with these paths, followed by
+/// `registries` (the registry section made from registries.yaml, see [`crate::registries`]).
 ///
 /// `restrict_oom_score_adj`: root lacks CAP_SYS_RESOURCE in this sandbox, and runc fails
 /// with "can't get final child's PID from pipe" unless containerd leaves the score be.
-pub fn config_toml(paths: &Paths) -> String {
+pub fn config_toml(paths: &Paths, registries: &str) -> String {
     let p = |p: &Path| p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
     let cd = paths.containerd_dir();
     format!(
@@ -76,7 +79,7 @@ oom_score = 0
     bin_dir = "{cni_bin}"
     conf_dir = "{cni_conf}"
     max_conf_num = 1
-"#,
+{registries}"#,
         root = p(&cd.join("root")),
         state = p(&cd.join("state")),
         socket = p(&paths.containerd_socket()),
@@ -109,7 +112,14 @@ impl Supervisor {
             }
             std::fs::write(path, text).map_err(|source| Error::Config { path: path.into(), source })
         };
-        write(&config_path, &config_toml(&self.paths))?;
+        // A bad registries.yaml stops the agent here rather than pulling without mirrors.
+        let registries =
+            crate::registries::load(&crate::registries::file(&self.paths), &crate::registries::certs_dir(&self.paths))?;
+        for warning in &registries.warnings {
+            tracing::warn!("{}: {warning}", crate::registries::file(&self.paths).display());
+        }
+        crate::registries::write_hosts(&crate::registries::certs_dir(&self.paths), &registries)?;
+        write(&config_path, &config_toml(&self.paths, &registries.config_toml))?;
         std::fs::create_dir_all(self.paths.cni_conf_dir())
             .map_err(|source| Error::Config { path: self.paths.cni_conf_dir(), source })?;
         let child = if self.answers().await {
@@ -251,11 +261,12 @@ mod tests {
     #[test]
     fn config_places_everything_under_the_data_dir() {
         let paths = Paths::new(Path::new("/data/x"), Path::new("/usr/lib/cni"));
-        let text = config_toml(&paths);
+        let text = config_toml(&paths, "\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n");
         assert!(text.contains(r#"root = "/data/x/agent/containerd/root""#), "{text}");
         assert!(text.contains(r#"address = "/data/x/agent/containerd/containerd.sock""#), "{text}");
         assert!(text.contains(r#"conf_dir = "/data/x/agent/etc/cni/net.d""#), "{text}");
         assert!(text.contains("restrict_oom_score_adj = true"), "{text}");
         assert!(text.contains(SANDBOX_IMAGE));
+        assert!(text.ends_with("max_conf_num = 1\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n"), "{text}");
     }
 }

@@ -58,6 +58,25 @@ pub trait Runtime: Send + Sync + 'static {
     async fn image_id(&self, image: &str) -> Result<Option<String>>;
     /// Pulls the image and returns its reference.
     async fn pull_image(&self, image: &str, sandbox: Option<cri::PodSandboxConfig>) -> Result<String>;
+    /// Pulls with credentials from the pod's image pull secrets (they replace those the
+    /// runtime has for the registry); runtimes without credentials ignore them.
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<cri::AuthConfig>,
+        sandbox: Option<cri::PodSandboxConfig>,
+    ) -> Result<String> {
+        let _ = auth;
+        self.pull_image(image, sandbox).await
+    }
+    /// Runs `cmd` in the container and waits for it, at most `timeout` (the runtime
+    /// ends it then): its exit code and output. Exec probes use it.
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<cri::ExecSyncResponse>;
 }
 
 /// CRI v1 over a unix socket.
@@ -241,16 +260,81 @@ impl Runtime for CriRuntime {
     }
 
     async fn pull_image(&self, image: &str, sandbox: Option<cri::PodSandboxConfig>) -> Result<String> {
+        self.pull_image_with_auth(image, None, sandbox).await
+    }
+
+    async fn pull_image_with_auth(
+        &self,
+        image: &str,
+        auth: Option<cri::AuthConfig>,
+        sandbox: Option<cri::PodSandboxConfig>,
+    ) -> Result<String> {
         let r = self
             .images
             .clone()
             .pull_image(cri::PullImageRequest {
                 image: Some(cri::ImageSpec { image: image.into(), ..Default::default() }),
-                auth: None,
+                auth,
                 sandbox_config: sandbox,
             })
             .await
             .map_err(call("PullImage"))?;
         Ok(r.into_inner().image_ref)
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<cri::ExecSyncResponse> {
+        // The runtime counts whole seconds; the gRPC deadline a little later covers a
+        // runtime that does not answer at all.
+        let mut req = tonic::Request::new(cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout: timeout.as_secs().max(1) as i64,
+        });
+        req.set_timeout(timeout + std::time::Duration::from_secs(2));
+        Ok(self.runtime.clone().exec_sync(req).await.map_err(call("ExecSync"))?.into_inner())
+    }
+}
+
+/// The CRI calls behind `kubectl exec/attach/port-forward`: each returns the URL of the
+/// runtime's streaming server that carries the session.
+#[async_trait]
+pub trait Streaming: Send + Sync + 'static {
+    async fn exec(&self, request: cri::ExecRequest) -> Result<String>;
+    async fn attach(&self, request: cri::AttachRequest) -> Result<String>;
+    async fn port_forward(&self, sandbox_id: &str) -> Result<String>;
+    /// Resource usage of every container (for `/stats/summary`).
+    async fn container_stats(&self) -> Result<Vec<cri::ContainerStats>>;
+}
+
+#[async_trait]
+impl Streaming for CriRuntime {
+    async fn exec(&self, request: cri::ExecRequest) -> Result<String> {
+        Ok(self.runtime.clone().exec(request).await.map_err(call("Exec"))?.into_inner().url)
+    }
+
+    async fn attach(&self, request: cri::AttachRequest) -> Result<String> {
+        Ok(self.runtime.clone().attach(request).await.map_err(call("Attach"))?.into_inner().url)
+    }
+
+    async fn port_forward(&self, sandbox_id: &str) -> Result<String> {
+        let request = cri::PortForwardRequest { pod_sandbox_id: sandbox_id.into(), port: Vec::new() };
+        Ok(self.runtime.clone().port_forward(request).await.map_err(call("PortForward"))?.into_inner().url)
+    }
+
+    async fn container_stats(&self) -> Result<Vec<cri::ContainerStats>> {
+        let request = cri::ListContainerStatsRequest { filter: None };
+        Ok(self
+            .runtime
+            .clone()
+            .list_container_stats(request)
+            .await
+            .map_err(call("ListContainerStats"))?
+            .into_inner()
+            .stats)
     }
 }

@@ -1,7 +1,8 @@
 //! `rkube killall`: returns the machine clean of one agent's runtime state, as k3s's
 //! killall script does: every pod sandbox stopped and removed through CRI (so CNI
 //! releases addresses, veths and network namespaces), containerd and its shims ended,
-//! the pod bridge deleted and mounts under the data dir unmounted.
+//! the pod bridge deleted, mounts under the data dir (container rootfs, memory-backed
+//! emptyDir volumes) unmounted and the pods' volume directories removed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -100,6 +101,12 @@ pub async fn killall(paths: &Paths) -> Report {
         if ok {
             report.unmounted += 1;
         }
+    }
+    // The pods' volume directories (k3s removes /var/lib/kubelet/pods the same way),
+    // only once nothing is mounted under them any more.
+    let pods = paths.agent_dir.join("pods");
+    if mounts_under(&pods).is_empty() {
+        let _ = std::fs::remove_dir_all(&pods);
     }
     report.bridge_removed = std::process::Command::new("ip")
         .args(["link", "delete", &paths.bridge_name()])

@@ -15,12 +15,16 @@ use std::time::Duration;
 use kube::Client;
 use tokio::sync::watch;
 
+pub mod bootstrap;
 pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod killall;
 pub mod node;
 pub mod pod;
+pub mod registries;
+pub mod server;
+pub mod static_pods;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +34,8 @@ pub enum Error {
     Runtime(#[from] cri::Error),
     #[error(transparent)]
     Node(#[from] node::Error),
+    #[error(transparent)]
+    Server(#[from] server::Error),
     #[error("cannot prepare {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -62,6 +68,10 @@ impl Paths {
     pub fn images_dir(&self) -> PathBuf {
         self.agent_dir.join("images")
     }
+    /// Static pod manifests (upstream's `--pod-manifest-path`).
+    pub fn pod_manifests_dir(&self) -> PathBuf {
+        self.agent_dir.join("pod-manifests")
+    }
     pub fn pod_logs_dir(&self) -> PathBuf {
         self.agent_dir.join("pod-logs")
     }
@@ -93,6 +103,10 @@ pub struct Config {
     pub lease_renew_interval: Duration,
     /// How often every pod is synced even without a change (upstream's resync).
     pub resync_interval: Duration,
+    /// Where the kubelet API listens (port 0: any free port, published in the Node's
+    /// `daemonEndpoints`); no API without TLS material.
+    pub kubelet_address: std::net::SocketAddr,
+    pub kubelet_tls: Option<server::Tls>,
 }
 
 impl Config {
@@ -107,6 +121,8 @@ impl Config {
             ctr_binary: "ctr".into(),
             lease_renew_interval: Duration::from_secs(10),
             resync_interval: Duration::from_secs(1),
+            kubelet_address: std::net::SocketAddr::from(([0, 0, 0, 0], node::KUBELET_PORT)),
+            kubelet_tls: None,
         }
     }
 }
@@ -130,10 +146,15 @@ impl Agent {
 /// Starts the agent: containerd (unless an endpoint is given), air-gap images, the Node
 /// and its Lease, the CNI configuration once node IPAM gives the node its podCIDR, and
 /// the pod workers.
-pub async fn run(client: Client, config: Config) -> Result<Agent, Error> {
+pub async fn run(client: Client, mut config: Config) -> Result<Agent, Error> {
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    for dir in [config.paths.agent_dir.clone(), config.paths.images_dir(), config.paths.pod_logs_dir()] {
+    for dir in [
+        config.paths.agent_dir.clone(),
+        config.paths.images_dir(),
+        config.paths.pod_logs_dir(),
+        config.paths.pod_manifests_dir(),
+    ] {
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
     }
     let socket = match &config.runtime_endpoint {
@@ -147,12 +168,25 @@ pub async fn run(client: Client, config: Config) -> Result<Agent, Error> {
             config.paths.containerd_socket()
         }
     };
-    let runtime: Arc<dyn cri::Runtime> = Arc::new(cri::CriRuntime::connect(&socket)?);
+    let cri = cri::CriRuntime::connect(&socket)?;
+    let runtime: Arc<dyn cri::Runtime> = Arc::new(cri.clone());
     let runtime_version = runtime.version().await?;
+    if let Some(tls) = &config.kubelet_tls {
+        let state = Arc::new(server::State {
+            node_name: config.node_name.clone(),
+            runtime: runtime.clone(),
+            streaming: Arc::new(cri),
+        });
+        let (port, task) = server::start(config.kubelet_address, tls, state, stop_rx.clone()).await?;
+        tracing::info!(port, "kubelet api listening");
+        config.kubelet_address.set_port(port);
+        tasks.push(task);
+    }
     let facts = node::HostFacts::read(&config, runtime_version);
     node::register(&client, &config, &facts).await?;
     tracing::info!(node = %config.node_name, "node registered");
     tasks.push(tokio::spawn(node::heartbeat(client.clone(), config.clone(), facts, stop_rx.clone())));
+    tasks.push(tokio::spawn(static_pods::run(client.clone(), config.clone(), Duration::from_secs(2), stop_rx.clone())));
     tasks.push(tokio::spawn(pod::run(client, config, runtime, stop_rx)));
     Ok(Agent { stop, tasks })
 }

@@ -26,7 +26,7 @@ pub enum Error {
 /// The kubelet version the node reports: the API's.
 pub const KUBELET_VERSION: &str = "v1.33.0+rkube";
 /// The port the node says its kubelet API listens on.
-pub const KUBELET_PORT: i32 = 10250;
+pub const KUBELET_PORT: u16 = 10250;
 /// Pods per node, upstream's default `--max-pods`.
 pub const MAX_PODS: i64 = 110;
 
@@ -118,7 +118,7 @@ pub fn node_status(config: &Config, facts: &HostFacts, network_ready: bool, now:
             {"type": "InternalIP", "address": config.node_ip},
             {"type": "Hostname", "address": config.node_name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_address.port()}},
         "nodeInfo": {
             "machineID": facts.machine_id,
             "systemUUID": facts.machine_id,

@@ -18,8 +18,45 @@ struct Cli {
 enum Command {
     /// Run the control plane of a cluster, and a node agent for this machine.
     Server(Box<ServerArgs>),
+    /// Run a node agent that joins the cluster of an `rkube server`.
+    Agent(Box<AgentArgs>),
     /// Stop the containers, containerd and pod network of the agent of a data dir.
     Killall(KillallArgs),
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The server to join, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "RKUBE_URL")]
+    server: String,
+    /// The join token (the server writes it to <data-dir>/server/node-token).
+    #[arg(long, env = "RKUBE_TOKEN", required_unless_present = "token_file")]
+    token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Folder holding the agent's state (containerd, pod logs, credentials).
+    #[arg(long, default_value = "/var/lib/rkube")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// What any node agent is configured with.
+#[derive(clap::Args, Clone)]
+struct NodeArgs {
+    /// Name of this machine's node (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Address the node reports (default: the address of the default route's interface).
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// Use this CRI socket instead of starting containerd.
+    #[arg(long)]
+    container_runtime_endpoint: Option<PathBuf>,
+    /// Port of the kubelet API (logs, exec, port-forward); 0 picks a free one.
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
 }
 
 #[derive(clap::Args)]
@@ -70,15 +107,8 @@ struct ServerArgs {
     /// How long pods stay on an unreachable node unless they say otherwise.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
-    /// Name of this machine's node (default: the hostname).
-    #[arg(long)]
-    node_name: Option<String>,
-    /// Address the node reports (default: the address of the default route's interface).
-    #[arg(long)]
-    node_ip: Option<String>,
-    /// Use this CRI socket instead of starting containerd.
-    #[arg(long)]
-    container_runtime_endpoint: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// `90s`, `5m`, `1h`: a whole number and one unit.
@@ -147,6 +177,56 @@ fn default_node_ip() -> String {
     addr.unwrap_or_else(|| "127.0.0.1".into())
 }
 
+fn node_config(args: &NodeArgs, data_dir: &std::path::Path) -> rkube_kubelet::Config {
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    let mut config =
+        rkube_kubelet::Config::new(node_name, args.node_ip.clone().unwrap_or_else(default_node_ip), data_dir);
+    config.runtime_endpoint = args.container_runtime_endpoint.clone();
+    config.kubelet_address.set_port(args.kubelet_port);
+    config
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the join token from {}", f.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => anyhow::bail!("give the join token with --token or --token-file"),
+    };
+    let mut config = node_config(&args.node, &args.data_dir);
+    let creds = rkube_kubelet::bootstrap::join(
+        &args.server,
+        &token,
+        &config.node_name,
+        &[config.node_ip.clone(), "127.0.0.1".into()],
+        &config.paths.agent_dir,
+    )
+    .await
+    .with_context(|| format!("cannot join the cluster at {}", args.server))?;
+    let kc = kube::config::Kubeconfig::from_yaml(&creds.kubeconfig(&args.server)).context("node kubeconfig")?;
+    let client_config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .context("node client configuration")?;
+    let client = kube::Client::try_from(client_config).context("node client")?;
+    config.kubelet_tls = Some(rkube_kubelet::server::Tls {
+        ca_pem: creds.ca_pem.clone(),
+        cert_pem: creds.serving_cert_pem.clone(),
+        key_pem: creds.serving_key_pem.clone(),
+    });
+    eprintln!("rkube agent {} joining {}", config.node_name, args.server);
+    let agent = rkube_kubelet::run(client, config).await.context("cannot start the node agent")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+    agent.shutdown().await;
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -156,6 +236,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server(*args)),
+        Command::Agent(args) => rt.block_on(agent(*args)),
         Command::Killall(args) => {
             let paths = rkube_kubelet::Paths::new(&args.data_dir, std::path::Path::new("/usr/lib/cni"));
             let report = rt.block_on(rkube_kubelet::killall::killall(&paths));
@@ -206,11 +287,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let agent = if args.disable_agent {
         None
     } else {
-        let node_name = args.node_name.clone().unwrap_or_else(hostname);
-        let client = component_client(&running, &format!("system:node:{node_name}"), Some("system:nodes")).await?;
-        let mut config =
-            rkube_kubelet::Config::new(node_name, args.node_ip.clone().unwrap_or_else(default_node_ip), &args.data_dir);
-        config.runtime_endpoint = args.container_runtime_endpoint.clone();
+        let mut config = node_config(&args.node, &args.data_dir);
+        let client =
+            component_client(&running, &format!("system:node:{}", config.node_name), Some("system:nodes")).await?;
+        let (ca_pem, cert_pem, key_pem) = running
+            .kubelet_serving(&config.node_name, &[config.node_ip.clone(), "127.0.0.1".into()])
+            .context("cannot issue the kubelet's serving certificate")?;
+        config.kubelet_tls = Some(rkube_kubelet::server::Tls { ca_pem, cert_pem, key_pem });
         config.node_labels = vec![
             ("node-role.kubernetes.io/control-plane".into(), "true".into()),
             ("node-role.kubernetes.io/master".into(), "true".into()),

@@ -9,9 +9,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Cluster, Kubectl};
+use common::{Cluster, Kubectl, condition, wait_for};
 use serde_json::Value;
 
 const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/seed/manifests");
@@ -20,30 +20,9 @@ fn manifest(name: &str) -> String {
     format!("{MANIFESTS}/{name}")
 }
 
-/// Polls `f` until it returns Some, or panics with `what` and the last value seen.
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
 fn pods(k: &Kubectl, selector: &str) -> Vec<Value> {
     let out = k.run(&["get", "pods", "-l", selector, "-o", "json"]);
     serde_json::from_str::<Value>(&out).expect("pod list")["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn condition(obj: &Value, kind: &str) -> String {
-    obj["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("")
-        .to_string()
 }
 
 /// `GET /` on `ip:port`, the whole response.

@@ -31,6 +31,7 @@ use serde_json::Value;
 use rkube_registry::ResourceDef;
 
 pub use field::{ErrorType, FieldError, Path, invalid_message};
+pub use names::dns1123_subdomain;
 pub use unknown::strict_decoding_message;
 
 /// Fills in upstream's defaults for the kind, including nested pod templates.

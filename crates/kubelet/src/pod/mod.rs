@@ -3,19 +3,25 @@
 //! observe the runtime, [`plan::plan`] the next actions, carry them out through
 //! [`crate::cri::Runtime`], then post [`status::pod_status`] when it changed.
 //! Containers found in the runtime for pods that no longer exist are removed.
+//! Before containers start, the pod's [`volume`]s are set up (and kept up to date);
+//! running containers are watched by [`probe`] tasks whose results the next sync reads.
 
 pub mod plan;
+pub mod probe;
 pub mod spec;
 pub mod status;
+pub mod volume;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_cri::v1 as cri;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -26,6 +32,13 @@ use tokio::sync::{Notify, watch};
 use crate::Config;
 use crate::cri::Runtime;
 use plan::{Action, BackOff, CState, ContainerObs, Observed, SandboxObs, Waiting};
+use probe::ProbeKind;
+
+/// How often the files of configMap, secret, downwardAPI and projected volumes are
+/// brought up to date with their sources while the pod runs (upstream: its sync period).
+const VOLUME_REFRESH: Duration = Duration::from_secs(3);
+/// The cluster's DNS domain, for the managed /etc/hosts.
+const CLUSTER_DOMAIN: &str = "cluster.local";
 
 /// What every worker shares.
 struct Shared {
@@ -116,7 +129,7 @@ struct Worker {
 impl Worker {
     fn spawn(shared: Arc<Shared>, uid: String) -> Worker {
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(PodWorker::new(shared, uid).run(wake.clone()));
+        let task = tokio::spawn(PodWorker::new(shared, uid, wake.clone()).run());
         Worker { wake, task }
     }
 }
@@ -133,6 +146,20 @@ struct PodWorker {
     sandbox_ips: HashMap<String, String>,
     /// Reasons of the kubelet's own for containers that cannot start yet.
     errors: BTreeMap<String, Waiting>,
+    /// The manager's wake-up of this worker; probe tasks use it too.
+    wake: Arc<Notify>,
+    /// Probe tasks by container id and kind, and their published results.
+    probes: HashMap<(String, ProbeKind), tokio::task::JoinHandle<()>>,
+    probe_results: probe::Results,
+    dirs: volume::PodDirs,
+    /// When the volumes were last set up, and the last mount failure reported.
+    volumes_at: Option<tokio::time::Instant>,
+    mount_error: Option<String>,
+    /// Volume directories known to have their tmpfs (saves reading mountinfo again).
+    mounted: HashSet<std::path::PathBuf>,
+    /// Service-account tokens by (audience, expirationSeconds): the token, when it was
+    /// issued and when it expires (seconds since the epoch).
+    tokens: HashMap<(String, i64), (String, i64, i64)>,
 }
 
 /// Nanoseconds since the epoch.
@@ -141,10 +168,18 @@ fn now_ns() -> i64 {
 }
 
 impl PodWorker {
-    fn new(shared: Arc<Shared>, uid: String) -> PodWorker {
+    fn new(shared: Arc<Shared>, uid: String, wake: Arc<Notify>) -> PodWorker {
         PodWorker {
+            dirs: volume::PodDirs::new(&shared.config.paths.agent_dir, &uid),
             shared,
             uid,
+            wake,
+            probes: HashMap::new(),
+            probe_results: probe::Results::default(),
+            volumes_at: None,
+            mount_error: None,
+            mounted: HashSet::new(),
+            tokens: HashMap::new(),
             last_pod: None,
             backoff: BTreeMap::new(),
             container_cache: HashMap::new(),
@@ -157,15 +192,31 @@ impl PodWorker {
         self.shared.pods.state().into_iter().find(|p| p.uid().as_deref() == Some(self.uid.as_str()))
     }
 
-    async fn run(mut self, wake: Arc<Notify>) {
+    async fn run(mut self) {
+        let wake = self.wake.clone();
         loop {
             match self.sync().await {
-                Ok(true) => return,
+                Ok(true) => {
+                    self.finish();
+                    return;
+                }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(pod_uid = %self.uid, error = %e, "pod sync"),
             }
-            // The manager wakes every worker on each pod change and each resync tick.
+            // The manager wakes every worker on each pod change and each resync tick,
+            // probe tasks when a result changes.
             wake.notified().await;
+        }
+    }
+
+    /// The pod is gone for good: its probes stop and its volumes go.
+    fn finish(&mut self) {
+        for (_, task) in self.probes.drain() {
+            task.abort();
+        }
+        self.mounted.clear();
+        if let Err(e) = volume::teardown(&self.dirs) {
+            tracing::warn!(pod_uid = %self.uid, error = %e, "cannot tear down the pod's volumes");
         }
     }
 
@@ -193,21 +244,59 @@ impl PodWorker {
         let span = tracing::info_span!("pod", namespace = %pod.namespace().unwrap_or_default(), name = %pod.name_any());
         let _enter = span.enter();
         let now = now_ns();
-        let plan = plan::plan(&pod, &observed, &self.backoff, gone, now);
-        let mut acted = false;
-        for action in &plan.actions {
-            acted = true;
-            if let Err(e) = self.execute(&pod, &observed, action).await {
-                tracing::warn!(?action, error = %e, "pod action failed");
+        let active = !gone && pod.metadata.deletion_timestamp.is_none() && !plan::is_terminal(&pod, &observed);
+        self.sync_probes(&pod, &observed, active);
+        let unhealthy = self.unhealthy(&observed);
+        let mut observed = observed;
+        let mut rounds = 0;
+        // A new sandbox makes its containers startable at once: plan again right away
+        // instead of posting a ContainerCreating status and waiting for the next wake.
+        let plan = loop {
+            let mut plan = plan::plan(&pod, &observed, &self.backoff, &unhealthy, gone, now);
+            if active {
+                let starts = plan
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, Action::CreateSandbox { .. } | Action::StartContainer { .. }));
+                let due = self.volumes_at.is_none_or(|at| at.elapsed() >= VOLUME_REFRESH);
+                if starts || due {
+                    // Upstream mounts volumes before the sandbox exists; until they are
+                    // there, nothing of the pod starts (its containers stay ContainerCreating).
+                    if let Err(message) = self.setup_volumes(&pod).await {
+                        if self.mount_error.as_ref() != Some(&message) {
+                            self.event(&pod, EventType::Warning, "FailedMount", &message).await;
+                            self.mount_error = Some(message);
+                        }
+                        plan.actions
+                            .retain(|a| !matches!(a, Action::CreateSandbox { .. } | Action::StartContainer { .. }));
+                    } else {
+                        self.mount_error = None;
+                        self.volumes_at = Some(tokio::time::Instant::now());
+                    }
+                }
             }
-            if *action == Action::FinalizeDeletion {
-                return Ok(true);
+            let mut acted = false;
+            for action in &plan.actions {
+                acted = true;
+                if let Err(e) = self.execute(&pod, &observed, action).await {
+                    tracing::warn!(?action, error = %e, "pod action failed");
+                }
+                if *action == Action::FinalizeDeletion {
+                    return Ok(true);
+                }
             }
-        }
-        if gone {
-            return Ok(observed.sandboxes.is_empty() && observed.containers.is_empty() && !acted);
-        }
-        let observed = if acted { self.observe().await? } else { observed };
+            if gone {
+                return Ok(observed.sandboxes.is_empty() && observed.containers.is_empty() && !acted);
+            }
+            if acted {
+                observed = self.observe().await?;
+            }
+            rounds += 1;
+            let new_sandbox = plan.actions.iter().any(|a| matches!(a, Action::CreateSandbox { .. }));
+            if !new_sandbox || rounds >= 2 {
+                break plan;
+            }
+        };
         let mut waiting = plan.waiting.clone();
         for (name, w) in &self.errors {
             waiting.entry(name.clone()).or_insert_with(|| w.clone());
@@ -219,8 +308,8 @@ impl PodWorker {
             }
         }
         self.errors.retain(|name, w| w.reason != "CrashLoopBackOff" || plan.waiting.contains_key(name));
-        let inputs =
-            status::Inputs { waiting, readiness: BTreeMap::new(), host_ip: self.shared.config.node_ip.clone() };
+        let (readiness, started) = self.probed(&pod, &observed);
+        let inputs = status::Inputs { waiting, readiness, started, host_ip: self.shared.config.node_ip.clone() };
         let status = status::pod_status(&pod, &observed, &inputs, Timestamp::now());
         if pod.metadata.deletion_timestamp.is_none() && pod.status.as_ref() != Some(&status) {
             let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &pod.namespace().unwrap_or_default());
@@ -345,6 +434,10 @@ impl PodWorker {
                 }
                 rt.stop_container(id, *grace_seconds).await.map_err(|e| e.to_string())?;
             }
+            Action::KillUnhealthy { id, grace_seconds, message, .. } => {
+                self.event(pod, EventType::Normal, "Killing", message).await;
+                rt.stop_container(id, *grace_seconds).await.map_err(|e| e.to_string())?;
+            }
             Action::StopSandbox { id } => {
                 rt.stop_pod_sandbox(id).await.map_err(|e| e.to_string())?;
                 self.sandbox_ips.remove(id);
@@ -361,6 +454,8 @@ impl PodWorker {
                 }
             },
             Action::FinalizeDeletion => {
+                // Upstream deletes the pod object only once its resources are reclaimed.
+                self.finish();
                 let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &pod.namespace().unwrap_or_default());
                 let params = DeleteParams {
                     grace_period_seconds: Some(0),
@@ -406,10 +501,15 @@ impl PodWorker {
             }
         }
         let pod_ip = sandbox.ip.clone().unwrap_or_default();
-        let env = match spec::container_env(pod, &container, &sources, &pod_ip, &self.shared.config.node_ip) {
-            Ok(env) => env,
-            Err(e) => {
-                let msg = e.to_string();
+        let prepared = spec::container_env(pod, &container, &sources, &pod_ip, &self.shared.config.node_ip)
+            .map_err(|e| e.to_string())
+            .and_then(|env| {
+                let mounts = self.mounts(pod, &container, &pod_ip, &env)?;
+                Ok((env, mounts))
+            });
+        let (env, mounts) = match prepared {
+            Ok(prepared) => prepared,
+            Err(msg) => {
                 if self.errors.get(name).map(|w| &w.message) != Some(&msg) {
                     self.event(pod, EventType::Warning, "Failed", &format!("Error: {msg}")).await;
                 }
@@ -422,7 +522,7 @@ impl PodWorker {
         let sandbox_config = spec::sandbox_config(pod, sandbox.attempt, &self.logs_root(), &self.shared.dns);
         self.ensure_image(pod, name, &image, container.image_pull_policy.as_deref(), &sandbox_config).await?;
         self.errors.remove(name);
-        let config = spec::container_config(pod, &container, attempt, env);
+        let config = spec::container_config(pod, &container, attempt, env, mounts);
         let id = match self.shared.runtime.create_container(&sandbox.id, config, sandbox_config).await {
             Ok(id) => id,
             Err(e) => {
@@ -446,6 +546,249 @@ impl PodWorker {
         self.event(pod, EventType::Normal, "Started", &format!("Started container {name}")).await;
         tracing::info!(container = %name, init, attempt, "container started");
         Ok(())
+    }
+
+    /// The container's CRI mounts, with what they need on the host: subPath targets
+    /// and the managed /etc/hosts.
+    fn mounts(
+        &self,
+        pod: &Pod,
+        container: &k8s_openapi::api::core::v1::Container,
+        pod_ip: &str,
+        env: &[(String, String)],
+    ) -> Result<Vec<cri::Mount>, String> {
+        let mut mounts = volume::container_mounts(pod, container, &self.dirs, env).map_err(|e| e.to_string())?;
+        let hosts = self.dirs.etc_hosts().display().to_string();
+        let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+        for m in &mut mounts {
+            if m.host_path == hosts {
+                let text = volume::hosts_file(pod, pod_ip, CLUSTER_DOMAIN);
+                if std::fs::read_to_string(&hosts).ok().as_deref() != Some(text.as_str()) {
+                    std::fs::create_dir_all(&self.dirs.root)
+                        .and_then(|_| std::fs::write(&hosts, text))
+                        .map_err(|e| format!("cannot write {hosts}: {e}"))?;
+                }
+                continue;
+            }
+            let vm = container.volume_mounts.iter().flatten().find(|v| v.mount_path == m.container_path);
+            let has_sub = |s: Option<&String>| s.is_some_and(|s| !s.is_empty());
+            let Some(vm) = vm.filter(|v| has_sub(v.sub_path.as_ref()) || has_sub(v.sub_path_expr.as_ref())) else {
+                continue;
+            };
+            // A subPath that does not exist yet is created as a directory (upstream); one
+            // through the `..data` symlinks binds the current version's file. Resolved
+            // here, it must stay inside its volume: a container could have planted a
+            // symlink to anywhere on the host in an emptyDir.
+            let base = volumes
+                .iter()
+                .find(|v| v.name == vm.name)
+                .and_then(|v| volume::host_dir(&self.dirs, v).ok())
+                .and_then(|b| std::fs::canonicalize(b).ok())
+                .ok_or_else(|| format!("cannot resolve volume {}", vm.name))?;
+            let path = std::path::PathBuf::from(&m.host_path);
+            if std::fs::symlink_metadata(&path).is_err() {
+                std::fs::create_dir_all(&path).map_err(|e| format!("cannot create subPath {}: {e}", path.display()))?;
+            }
+            let resolved =
+                std::fs::canonicalize(&path).map_err(|e| format!("cannot resolve subPath {}: {e}", path.display()))?;
+            if !resolved.starts_with(&base) {
+                return Err(format!("subPath {} resolves outside of volume {}", path.display(), vm.name));
+            }
+            m.host_path = resolved.display().to_string();
+        }
+        Ok(mounts)
+    }
+
+    /// Starts a probe task for every probe of every running app container that has
+    /// none yet, and stops those of containers no longer running.
+    fn sync_probes(&mut self, pod: &Pod, observed: &Observed, active: bool) {
+        let mut wanted = HashSet::new();
+        let sandbox = observed.sandbox().filter(|s| s.ready);
+        if let (true, Some(sandbox)) = (active, sandbox) {
+            let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+            let pod_ip =
+                if host_network { self.shared.config.node_ip.clone() } else { sandbox.ip.clone().unwrap_or_default() };
+            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                let Some(o) = observed.latest_in(&c.name, &sandbox.id).filter(|o| o.state == CState::Running) else {
+                    continue;
+                };
+                for kind in ProbeKind::ALL {
+                    let Some(p) = kind.of(c) else { continue };
+                    let key = (o.id.clone(), kind);
+                    wanted.insert(key.clone());
+                    if self.probes.contains_key(&key) {
+                        continue;
+                    }
+                    let since = Duration::from_nanos(u64::try_from(now_ns() - o.started_at).unwrap_or(0));
+                    let target =
+                        probe::Target { container_id: o.id.clone(), container: c.clone(), pod_ip: pod_ip.clone() };
+                    // What a previous agent published for this very container.
+                    let cid = format!("containerd://{}", o.id);
+                    let previous =
+                        pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|cs| {
+                            cs.iter().find(|s| s.name == c.name && s.container_id.as_ref() == Some(&cid))
+                        });
+                    let resumed = match kind {
+                        ProbeKind::Readiness => previous.map(|p| p.ready).filter(|r| *r),
+                        ProbeKind::Startup => previous.and_then(|p| p.started).filter(|s| *s),
+                        ProbeKind::Liveness => None,
+                    };
+                    let cx = probe::Context {
+                        runtime: self.shared.runtime.clone(),
+                        results: self.probe_results.clone(),
+                        wake: self.wake.clone(),
+                        recorder: self.shared.recorder.clone(),
+                        pod_ref: pod.object_ref(&()),
+                    };
+                    let span = tracing::info_span!(
+                        "probe",
+                        namespace = %pod.namespace().unwrap_or_default(),
+                        name = %pod.name_any()
+                    );
+                    let task = tokio::spawn(tracing::Instrument::instrument(
+                        probe::run(kind, p.clone(), target, since, resumed, cx),
+                        span,
+                    ));
+                    self.probes.insert(key, task);
+                }
+            }
+        }
+        self.probes.retain(|key, task| {
+            let keep = wanted.contains(key);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        self.probe_results.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| wanted.contains(key));
+    }
+
+    /// Running containers whose liveness or startup probe failed: the plan kills them.
+    fn unhealthy(&self, observed: &Observed) -> BTreeMap<String, &'static str> {
+        let results = self.probe_results.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = BTreeMap::new();
+        for c in observed.containers.iter().filter(|c| c.state == CState::Running) {
+            if results.get(&(c.id.clone(), ProbeKind::Liveness)) == Some(&false) {
+                out.insert(c.id.clone(), "liveness");
+            } else if results.get(&(c.id.clone(), ProbeKind::Startup)) == Some(&false) {
+                out.insert(c.id.clone(), "startup");
+            }
+        }
+        out
+    }
+
+    /// Readiness and startup results by container name, for the status.
+    fn probed(&self, pod: &Pod, observed: &Observed) -> (BTreeMap<String, bool>, BTreeMap<String, bool>) {
+        let (mut readiness, mut started) = (BTreeMap::new(), BTreeMap::new());
+        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            let Some(o) = observed.latest(&c.name) else { continue };
+            if c.readiness_probe.is_some() {
+                readiness.insert(
+                    c.name.clone(),
+                    probe::result(&self.probe_results, &o.id, ProbeKind::Readiness) == Some(true),
+                );
+            }
+            if c.startup_probe.is_some() {
+                started.insert(
+                    c.name.clone(),
+                    probe::result(&self.probe_results, &o.id, ProbeKind::Startup) == Some(true),
+                );
+            }
+        }
+        (readiness, started)
+    }
+
+    /// Sets up every volume of the pod (idempotent; kubelet-written files are rewritten
+    /// only when their sources changed). The error is the `FailedMount` event's message.
+    async fn setup_volumes(&mut self, pod: &Pod) -> Result<(), String> {
+        let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let ns = pod.namespace().unwrap_or_default();
+        let (cm_names, secret_names, token_keys) = volume::Sources::wanted(pod);
+        let mut sources = volume::Sources::default();
+        let cms: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), &ns);
+        for n in cm_names {
+            let cm = cms.get_opt(&n).await.map_err(|e| format!("cannot get configmap {n:?}: {e}"))?;
+            sources.configmaps.insert(n, cm);
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
+        for n in secret_names {
+            let s = secrets.get_opt(&n).await.map_err(|e| format!("cannot get secret {n:?}: {e}"))?;
+            sources.secrets.insert(n, s);
+        }
+        for key in token_keys {
+            // A token that cannot be had leaves its volume failing, like a missing source.
+            let token = self.token(pod, &key).await;
+            sources.tokens.insert(key, token);
+        }
+        for v in &volumes {
+            let failed = |e: volume::VolumeError| format!("MountVolume.SetUp failed for volume \"{}\" : {e}", v.name);
+            let dir = volume::host_dir(&self.dirs, v).map_err(failed)?;
+            if let Some(hp) = &v.host_path {
+                volume::check_host_path(&dir, hp.type_.as_deref().unwrap_or_default()).map_err(failed)?;
+            } else if v.empty_dir.is_some() {
+                if !self.mounted.contains(&dir) {
+                    volume::setup_empty_dir(&dir, v).map_err(failed)?;
+                    self.mounted.insert(dir);
+                }
+            } else if let Some(files) = volume::payload(pod, v, &sources).map_err(failed)? {
+                if volume::in_memory(v) && !self.mounted.contains(&dir) {
+                    volume::mount_tmpfs(&dir, None).map_err(failed)?;
+                    self.mounted.insert(dir.clone());
+                }
+                if volume::write_atomic(&dir, &files).map_err(failed)? {
+                    tracing::info!(volume = %v.name, files = files.len(), "volume files written");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A service-account token bound to the pod (TokenRequest), renewed as upstream's
+    /// token manager does: after 80 % of its lifetime or 24 hours.
+    async fn token(&mut self, pod: &Pod, key: &(String, i64)) -> Result<String, String> {
+        let now = Timestamp::now().as_second();
+        if let Some((token, issued, expires)) = self.tokens.get(key)
+            && now < issued + (expires - issued) * 8 / 10
+            && now < issued + 24 * 3600
+        {
+            return Ok(token.clone());
+        }
+        let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+        let api: Api<ServiceAccount> =
+            Api::namespaced(self.shared.client.clone(), &pod.namespace().unwrap_or_default());
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: if key.0.is_empty() { Vec::new() } else { vec![key.0.clone()] },
+                expiration_seconds: Some(key.1),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: pod.metadata.name.clone(),
+                    uid: pod.uid(),
+                }),
+            },
+            ..Default::default()
+        };
+        match api.create_token_request(&sa, &PostParams::default(), &request).await {
+            Ok(answer) => {
+                let status = answer.status.ok_or("the token request answered without a token")?;
+                let expires = status.expiration_timestamp.0.as_second();
+                self.tokens.insert(key.clone(), (status.token.clone(), now, expires));
+                Ok(status.token)
+            }
+            Err(e) => {
+                tracing::warn!(service_account = %sa, error = %e, "cannot get a service account token");
+                let message = match e {
+                    kube::Error::Api(s) => s.message,
+                    e => e.to_string(),
+                };
+                // An old token still valid beats none.
+                self.tokens.get(key).filter(|t| t.2 > now).map(|t| t.0.clone()).ok_or(message)
+            }
+        }
     }
 
     /// Pulls the image when the policy asks for it (ErrImagePull / ImagePullBackOff).
@@ -477,8 +820,16 @@ impl PodWorker {
             self.errors.insert(name.into(), Waiting { reason: "ImagePullBackOff".into(), message: msg.clone() });
             return Err(msg);
         }
+        let (auth, missing) = crate::registries::pod_pull_auth(&self.shared.client, pod, image).await;
+        if !missing.is_empty() {
+            let names = missing.join(", ");
+            let msg = format!(
+                "Unable to retrieve some image pull secrets ({names}); attempting to pull the image may not succeed."
+            );
+            self.event(pod, EventType::Warning, "FailedToRetrieveImagePullSecret", &msg).await;
+        }
         self.event(pod, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
-        match rt.pull_image(image, Some(sandbox.clone())).await {
+        match rt.pull_image_with_auth(image, auth, Some(sandbox.clone())).await {
             Ok(_) => {
                 self.backoff.remove(&key);
                 self.event(pod, EventType::Normal, "Pulled", &format!("Successfully pulled image \"{image}\"")).await;

@@ -138,6 +138,14 @@ pub enum Action {
     },
     /// Everything is stopped and removed: delete the pod object for good.
     FinalizeDeletion,
+    /// Kills a running container whose liveness or startup probe failed; `message` is
+    /// the `Killing` event's, as upstream words it.
+    KillUnhealthy {
+        id: String,
+        name: String,
+        grace_seconds: i64,
+        message: String,
+    },
 }
 
 /// The next actions, and which containers wait in back-off.
@@ -228,7 +236,18 @@ fn humanize(d: Duration) -> String {
 
 /// The next step for `pod` given what the runtime shows. `gone`: the pod no longer
 /// exists in the API (its leftovers are removed). `now` in ns since the epoch.
-pub fn plan(pod: &Pod, observed: &Observed, backoff: &BTreeMap<String, BackOff>, gone: bool, now: i64) -> Plan {
+///
+/// `unhealthy`: running containers (by id) whose liveness or startup probe failed, with
+/// the probe's kind (`liveness`, `startup`); they are killed, then restarted as the
+/// restart policy says.
+pub fn plan(
+    pod: &Pod,
+    observed: &Observed,
+    backoff: &BTreeMap<String, BackOff>,
+    unhealthy: &BTreeMap<String, &str>,
+    gone: bool,
+    now: i64,
+) -> Plan {
     let mut plan = Plan::default();
     if gone || pod.metadata.deletion_timestamp.is_some() {
         stop_all(pod, observed, true, &mut plan);
@@ -293,6 +312,23 @@ pub fn plan(pod: &Pod, observed: &Observed, backoff: &BTreeMap<String, BackOff>,
                 init: false,
                 attempt: next_attempt(&c.name),
             }),
+            Some(o) if o.state == CState::Running && unhealthy.contains_key(&o.id) => {
+                let mut message = format!("Container {} failed {} probe", c.name, unhealthy[&o.id]);
+                if policy != "Never" {
+                    message.push_str(", will be restarted");
+                }
+                // A probe's own terminationGracePeriodSeconds wins over the pod's.
+                let probe =
+                    if unhealthy[&o.id] == "liveness" { c.liveness_probe.as_ref() } else { c.startup_probe.as_ref() };
+                let grace =
+                    probe.and_then(|p| p.termination_grace_period_seconds).unwrap_or_else(|| grace_seconds(pod));
+                plan.actions.push(Action::KillUnhealthy {
+                    id: o.id.clone(),
+                    name: c.name.clone(),
+                    grace_seconds: grace,
+                    message,
+                });
+            }
             Some(o) if matches!(o.state, CState::Running | CState::Unknown) => {}
             Some(o) => {
                 let failed = o.state == CState::Created || o.exit_code != 0;
@@ -384,7 +420,7 @@ mod tests {
             ),
         ];
         for (what, o, want) in cases {
-            assert_eq!(plan(&p, &o, &none, false, 100 * S).actions, want, "{what}");
+            assert_eq!(plan(&p, &o, &none, &BTreeMap::new(), false, 100 * S).actions, want, "{what}");
         }
     }
 
@@ -403,8 +439,35 @@ mod tests {
             let p = pod(policy, &[], &["a", "b"]);
             let o = obs(Some(true), vec![ctr("a", 0, CState::Exited, exit, 1), ctr("b", 0, CState::Running, 0, 0)]);
             let want = if restarts { vec![start("a", false, 1)] } else { vec![] };
-            assert_eq!(plan(&p, &o, &none, false, 100 * S).actions, want, "{policy} exit {exit}");
+            assert_eq!(plan(&p, &o, &none, &BTreeMap::new(), false, 100 * S).actions, want, "{policy} exit {exit}");
         }
+    }
+
+    #[test]
+    fn failed_probes_kill_running_containers() {
+        let o = obs(Some(true), vec![ctr("a", 0, CState::Running, 0, 0), ctr("b", 0, CState::Running, 0, 0)]);
+        let kill = |message: &str| Action::KillUnhealthy {
+            id: "a-0".into(),
+            name: "a".into(),
+            grace_seconds: 30,
+            message: message.into(),
+        };
+        // (restart policy, failed probe, actions)
+        let cases = [
+            ("Always", "liveness", vec![kill("Container a failed liveness probe, will be restarted")]),
+            ("OnFailure", "startup", vec![kill("Container a failed startup probe, will be restarted")]),
+            ("Never", "liveness", vec![kill("Container a failed liveness probe")]),
+        ];
+        for (policy, probe, want) in cases {
+            let p = pod(policy, &[], &["a", "b"]);
+            let unhealthy = BTreeMap::from([("a-0".to_string(), probe)]);
+            assert_eq!(plan(&p, &o, &BTreeMap::new(), &unhealthy, false, 0).actions, want, "{policy} {probe}");
+        }
+        // Once it exited, the restart policy decides as for any exit.
+        let p = pod("Always", &[], &["a", "b"]);
+        let o = obs(Some(true), vec![ctr("a", 0, CState::Exited, 137, 1), ctr("b", 0, CState::Running, 0, 0)]);
+        let unhealthy = BTreeMap::from([("a-0".to_string(), "liveness")]);
+        assert_eq!(plan(&p, &o, &BTreeMap::new(), &unhealthy, false, 100 * S).actions, vec![start("a", false, 1)]);
     }
 
     #[test]
@@ -413,11 +476,11 @@ mod tests {
         let o = obs(Some(true), vec![ctr("a", 3, CState::Exited, 1, 100)]);
         let backoff =
             BTreeMap::from([("a".to_string(), BackOff { delay: Duration::from_secs(20), updated_at: 90 * S })]);
-        let waiting = plan(&p, &o, &backoff, false, 110 * S);
+        let waiting = plan(&p, &o, &backoff, &BTreeMap::new(), false, 110 * S);
         assert!(waiting.actions.is_empty());
         assert_eq!(waiting.waiting["a"].reason, "CrashLoopBackOff");
         assert!(waiting.waiting["a"].message.starts_with("back-off 20s restarting failed container=a"));
-        let after = plan(&p, &o, &backoff, false, 121 * S);
+        let after = plan(&p, &o, &backoff, &BTreeMap::new(), false, 121 * S);
         assert_eq!(after.actions, vec![start("a", false, 4)]);
     }
 
@@ -439,10 +502,13 @@ mod tests {
         let o = obs(Some(true), vec![ctr("i1", 0, CState::Exited, 2, 1)]);
         // Never: the pod is Failed; its sandbox is stopped.
         let p = pod("Never", &["i1"], &["a"]);
-        assert_eq!(plan(&p, &o, &none, false, 100 * S).actions, vec![Action::StopSandbox { id: "s0".into() }]);
+        assert_eq!(
+            plan(&p, &o, &none, &BTreeMap::new(), false, 100 * S).actions,
+            vec![Action::StopSandbox { id: "s0".into() }]
+        );
         // Otherwise the init container runs again and the app containers wait.
         let p = pod("Always", &["i1"], &["a"]);
-        assert_eq!(plan(&p, &o, &none, false, 100 * S).actions, vec![start("i1", true, 1)]);
+        assert_eq!(plan(&p, &o, &none, &BTreeMap::new(), false, 100 * S).actions, vec![start("i1", true, 1)]);
     }
 
     #[test]
@@ -451,11 +517,14 @@ mod tests {
         let p = pod("Always", &[], &["a"]);
         let o = obs(Some(false), vec![ctr("a", 0, CState::Running, 0, 0)]);
         assert_eq!(
-            plan(&p, &o, &none, false, 100 * S).actions,
+            plan(&p, &o, &none, &BTreeMap::new(), false, 100 * S).actions,
             vec![Action::KillContainer { id: "a-0".into(), name: "a".into(), grace_seconds: 0 }]
         );
         let o = obs(Some(false), vec![ctr("a", 0, CState::Exited, 137, 1)]);
-        assert_eq!(plan(&p, &o, &none, false, 100 * S).actions, vec![Action::CreateSandbox { attempt: 1 }]);
+        assert_eq!(
+            plan(&p, &o, &none, &BTreeMap::new(), false, 100 * S).actions,
+            vec![Action::CreateSandbox { attempt: 1 }]
+        );
     }
 
     #[test]
@@ -467,18 +536,24 @@ mod tests {
         p.metadata.deletion_grace_period_seconds = Some(5);
         let running = obs(Some(true), vec![ctr("a", 0, CState::Running, 0, 0)]);
         assert_eq!(
-            plan(&p, &running, &none, false, 0).actions,
+            plan(&p, &running, &none, &BTreeMap::new(), false, 0).actions,
             vec![Action::KillContainer { id: "a-0".into(), name: "a".into(), grace_seconds: 5 }]
         );
         let stopped = obs(Some(true), vec![ctr("a", 0, CState::Exited, 0, 1)]);
-        assert_eq!(plan(&p, &stopped, &none, false, 0).actions, vec![Action::StopSandbox { id: "s0".into() }]);
+        assert_eq!(
+            plan(&p, &stopped, &none, &BTreeMap::new(), false, 0).actions,
+            vec![Action::StopSandbox { id: "s0".into() }]
+        );
         let down = obs(Some(false), vec![ctr("a", 0, CState::Exited, 0, 1)]);
         assert_eq!(
-            plan(&p, &down, &none, false, 0).actions,
+            plan(&p, &down, &none, &BTreeMap::new(), false, 0).actions,
             vec![Action::RemoveContainer { id: "a-0".into() }, Action::RemoveSandbox { id: "s0".into() }]
         );
-        assert_eq!(plan(&p, &Observed::default(), &none, false, 0).actions, vec![Action::FinalizeDeletion]);
+        assert_eq!(
+            plan(&p, &Observed::default(), &none, &BTreeMap::new(), false, 0).actions,
+            vec![Action::FinalizeDeletion]
+        );
         // A pod already gone from the API is only cleaned up.
-        assert_eq!(plan(&p, &Observed::default(), &none, true, 0).actions, vec![]);
+        assert_eq!(plan(&p, &Observed::default(), &none, &BTreeMap::new(), true, 0).actions, vec![]);
     }
 }

@@ -146,7 +146,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, logs_root: &str, dns: &cri::DnsCo
 }
 
 /// Values a `fieldRef` may read.
-fn field_value(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Result<String, ConfigError> {
+pub(crate) fn field_value(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Result<String, ConfigError> {
     let spec = pod.spec.as_ref();
     Ok(match path {
         "metadata.name" => pod.name_any(),
@@ -174,7 +174,7 @@ fn field_value(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Result<Str
     })
 }
 
-fn quantity_value(container: &Container, resource: &str, divisor: Option<&str>) -> String {
+pub(crate) fn quantity_value(container: &Container, resource: &str, divisor: Option<&str>) -> String {
     let res = container.resources.as_ref();
     let (kind, name) = resource.split_once('.').unwrap_or(("limits", resource));
     let map =
@@ -358,6 +358,7 @@ pub fn container_config(
     container: &Container,
     attempt: u32,
     env: Vec<(String, String)>,
+    mounts: Vec<cri::Mount>,
 ) -> cri::ContainerConfig {
     let vars: HashMap<String, String> = env.iter().cloned().collect();
     let expand_all = |v: &Option<Vec<String>>| v.iter().flatten().map(|s| expand(s, &vars)).collect::<Vec<_>>();
@@ -371,6 +372,7 @@ pub fn container_config(
         args: expand_all(&container.args),
         working_dir: container.working_dir.clone().unwrap_or_default(),
         envs: env.into_iter().map(|(key, value)| cri::KeyValue { key, value }).collect(),
+        mounts,
         labels,
         annotations: HashMap::from([(ANNOTATION_RESTART_COUNT.to_string(), attempt.to_string())]),
         log_path: format!("{}/{attempt}.log", container.name),
@@ -489,7 +491,7 @@ mod tests {
     fn container_config_expands_command_and_labels_the_attempt() {
         let p = pod(json!([{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo $(NOM)"]}]));
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let cfg = container_config(&p, c, 3, vec![("NOM".into(), "Xavier".into())]);
+        let cfg = container_config(&p, c, 3, vec![("NOM".into(), "Xavier".into())], Vec::new());
         assert_eq!(cfg.command, ["sh", "-c", "echo Xavier"]);
         assert_eq!(cfg.metadata.unwrap().attempt, 3);
         assert_eq!(cfg.labels[LABEL_POD_UID], "u1");

@@ -137,6 +137,9 @@ pub struct Inputs {
     /// Readiness probe results by container; a container with a readiness probe and no
     /// result yet is not ready.
     pub readiness: BTreeMap<String, bool>,
+    /// Startup probe results by container: `started` stays false until it succeeds
+    /// (containers without a startup probe have started once running).
+    pub started: BTreeMap<String, bool>,
     pub host_ip: String,
 }
 
@@ -191,7 +194,7 @@ fn container_status(
         image_id: latest.map(|o| o.image_ref.clone()).unwrap_or_default(),
         container_id: latest.map(|o| format!("containerd://{}", o.id)),
         ready: ready && !init,
-        started: Some(running),
+        started: Some(running && inputs.started.get(&c.name).copied().unwrap_or(true)),
         restart_count: latest.map_or(0, |o| o.attempt as i32),
         state: Some(state),
         last_state: Some(ContainerState { terminated: last.map(terminated), ..Default::default() }),

@@ -51,10 +51,22 @@ impl Cluster {
     /// Starts a server with its node agent (its own containerd), after putting the test
     /// images in the agent's air-gap images folder.
     pub fn start_with_agent(extra: &[&str]) -> Cluster {
+        Self::start_with_agent_prepared(extra, |_| {})
+    }
+
+    /// Like [`Cluster::start_with_agent`], after `prepare` has put files the agent reads
+    /// at start (such as `agent/registries.yaml`) into the data dir it is given.
+    pub fn start_with_agent_prepared(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
         let dir = tempfile::Builder::new().prefix("rkube-e2e-").tempdir().expect("temp dir");
         let images = dir.path().join("data").join("agent").join("images");
         std::fs::create_dir_all(&images).expect("images dir");
         rkube_testimages::build_all(&images).expect("build the test images");
+        prepare(&dir.path().join("data"));
+        Self::spawn(dir, true, extra)
+    }
+
+    /// Starts a server with its node agent on an existing data dir (a restart).
+    pub fn start_in_with_agent(dir: tempfile::TempDir, extra: &[&str]) -> Cluster {
         Self::spawn(dir, true, extra)
     }
 
@@ -80,7 +92,8 @@ impl Cluster {
             .expect("server log");
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
             .arg("server")
-            .args(if agent { None } else { Some("--disable-agent") })
+            // Agents of parallel tests must not fight over the kubelet port.
+            .args(if agent { &["--kubelet-port", "0"][..] } else { &["--disable-agent"][..] })
             .args(["--bind-address", "127.0.0.1", "--https-listen-port", "0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -292,6 +305,40 @@ pub fn seed_manifests() -> PathBuf {
         }
     }
     panic!("shared/seed/manifests not found beside the repository (looked from {})", root.display());
+}
+
+/// Polls `f` until it returns `Ok`, or panics with `what` and the last error seen.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => panic!("timed out waiting for {what}; last: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// The status (`"True"`, `"False"`, …) of condition `kind` of an object; empty if absent.
+pub fn condition(obj: &serde_json::Value, kind: &str) -> String {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The Node `name` once it is Ready.
+pub fn node_ready(k: &Kubectl, name: &str) -> Result<serde_json::Value, String> {
+    let r = k.try_run(&["get", "node", name, "-o", "json"]);
+    let node: serde_json::Value = serde_json::from_str(&r.stdout).map_err(|_| r.stderr.clone())?;
+    (condition(&node, "Ready") == "True").then_some(node).ok_or(r.stdout)
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.
