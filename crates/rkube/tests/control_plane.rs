@@ -134,6 +134,12 @@ fn pods_of_a_lost_node_are_replaced_elsewhere() {
         Heartbeats::start(c.kubectl("1.33"), vec![("node-a".into(), a_alive.clone()), ("node-b".into(), b_alive)]);
     register(&k, "node-a");
     register(&k, "node-b");
+    // The scheduler learns of nodes through its watch: make sure it knows node-b (so
+    // knows node-a too) before the Deployment's pods come, or both may land on node-a.
+    let probe = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: probe-b\nspec:\n  nodeSelector: {kubernetes.io/hostname: node-b}\n  containers: [{name: c, image: busybox:1.28}]\n";
+    k.run_stdin(&["apply", "-f", "-"], probe);
+    eventually(30, || (!k.run(&["get", "pod", "probe-b", "-o", "jsonpath={.spec.nodeName}"]).is_empty()).then_some(()));
+    k.run(&["delete", "pod", "probe-b", "--grace-period=0", "--force"]);
     k.run_stdin(&["apply", "-f", "-"], &deployment("survivor", 2));
     let placed = |k: &Kubectl| -> Vec<(String, String)> {
         let v: Value =
