@@ -436,6 +436,11 @@ async fn port_forward(api: &Arc<Api>, pod: &Value, req: axum::extract::Request) 
     }
 }
 
+/// The headers an upgrade negotiation consists of (the rest stays between the hops).
+fn is_upgrade_header(k: &http::HeaderName) -> bool {
+    k == header::CONNECTION || k == header::UPGRADE || k.as_str().eq_ignore_ascii_case("x-stream-protocol-version")
+}
+
 /// SPDY from the client: the same upgrade request goes to the kubelet, and the two
 /// upgraded connections are spliced.
 async fn passthrough(
@@ -446,10 +451,7 @@ async fn passthrough(
 ) -> Result<Response, ApiError> {
     let mut upstream = http::Request::builder().method(req.method().clone()).uri(path);
     for (k, v) in req.headers() {
-        if k == header::CONNECTION
-            || k == header::UPGRADE
-            || k.as_str().eq_ignore_ascii_case("x-stream-protocol-version")
-        {
+        if is_upgrade_header(k) {
             upstream = upstream.header(k, v);
         }
     }
@@ -468,10 +470,7 @@ async fn passthrough(
     let mut answer = Response::new(Body::empty());
     *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     for (k, v) in resp.headers() {
-        if k == header::CONNECTION
-            || k == header::UPGRADE
-            || k.as_str().eq_ignore_ascii_case("x-stream-protocol-version")
-        {
+        if is_upgrade_header(k) {
             answer.headers_mut().append(k, v.clone());
         }
     }

@@ -43,20 +43,6 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Mount points at or under `dir`, deepest first.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    points.dedup();
-    points
-}
-
 /// Stops and removes everything of the agent at `paths`. Safe to run twice.
 pub async fn killall(paths: &Paths) -> Report {
     let mut report = Report::default();
@@ -96,7 +82,7 @@ pub async fn killall(paths: &Paths) -> Report {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for point in mounts_under(&paths.agent_dir) {
+    for point in crate::pod::volume::mounts_under(&paths.agent_dir) {
         let ok = std::process::Command::new("umount").arg("-l").arg(&point).status().is_ok_and(|s| s.success());
         if ok {
             report.unmounted += 1;
@@ -105,7 +91,7 @@ pub async fn killall(paths: &Paths) -> Report {
     // The pods' volume directories (k3s removes /var/lib/kubelet/pods the same way),
     // only once nothing is mounted under them any more.
     let pods = paths.agent_dir.join("pods");
-    if mounts_under(&pods).is_empty() {
+    if crate::pod::volume::mounts_under(&pods).is_empty() {
         let _ = std::fs::remove_dir_all(&pods);
     }
     report.bridge_removed = std::process::Command::new("ip")

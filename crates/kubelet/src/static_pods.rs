@@ -128,12 +128,18 @@ pub async fn run(client: Client, config: Config, every: Duration, mut stop: watc
     let nodes: Api<Node> = Api::all(client.clone());
     let pods: Api<Pod> = Api::all(client.clone());
     let mut tick = tokio::time::interval(every);
+    // Nodes without static pods (most of them) need no API calls every tick; the first
+    // round still looks, for mirror pods left from manifests removed while we were down.
+    let mut had_manifests: Option<bool> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
         let manifests = read_dir(&dir);
+        if manifests.is_empty() && had_manifests == Some(false) {
+            continue;
+        }
         let Ok(node) = nodes.get(&config.node_name).await else { continue };
         let node_uid = node.uid().unwrap_or_default();
         let wanted: Vec<Pod> = manifests.iter().map(|m| mirror(m, &config.node_name, &node_uid)).collect();
@@ -141,6 +147,7 @@ pub async fn run(client: Client, config: Config, every: Duration, mut stop: watc
         let Ok(list) = pods.list(&lp).await else { continue };
         let existing: Vec<Pod> = list.items.into_iter().filter(|p| p.annotations().contains_key(MIRROR)).collect();
         let (create, delete) = diff(&wanted, &existing);
+        had_manifests = Some(!manifests.is_empty() || !existing.is_empty());
         for p in create {
             let ns = p.namespace().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);

@@ -259,7 +259,8 @@ impl PodWorker {
                     .iter()
                     .any(|a| matches!(a, Action::CreateSandbox { .. } | Action::StartContainer { .. }));
                 let due = self.volumes_at.is_none_or(|at| at.elapsed() >= VOLUME_REFRESH);
-                if starts || due {
+                // A second round of this sync starts containers on volumes set up just now.
+                if (starts && rounds == 0) || due {
                     // Upstream mounts volumes before the sandbox exists; until they are
                     // there, nothing of the pod starts (its containers stay ContainerCreating).
                     if let Err(message) = self.setup_volumes(&pod).await {
