@@ -15,6 +15,8 @@ have containerd || need_apt+=(containerd)
 [ -x /usr/sbin/runc ] || need_apt+=(runc)
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
 have ip || need_apt+=(iproute2)
+# the service proxy programs nftables with the nft command
+have nft || need_apt+=(nftables)
 # test images (crates/testimages): static busybox and nginx's binary, copied into images
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)

@@ -1,7 +1,7 @@
 //! The controller manager of rkube: the level-triggered reconcilers that drive the
 //! cluster's current state towards the desired one (ReplicaSet, Deployment, garbage
 //! collector, namespaces, service accounts, node IPAM and node lifecycle, Endpoints and
-//! EndpointSlices).
+//! EndpointSlices, the built-in service load balancer).
 //!
 //! Every controller sees the cluster only through the Kubernetes API, with kube-rs
 //! (watchers, reflectors, `Controller`), so each would also run against upstream
@@ -31,6 +31,7 @@ pub mod nodelifecycle;
 pub mod replicaset;
 pub mod rollout;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod workload;
 pub mod workqueue;
 
@@ -84,6 +85,7 @@ pub static CONTROLLERS: &[(&str, ControllerLoop)] = &[
     ("deployment", deployment::run),
     ("endpoint", endpoints::run),
     ("endpointslice", endpointslice::run),
+    ("servicelb", servicelb::run),
 ];
 
 /// Competes for leadership and runs every controller while leading.

@@ -2,7 +2,8 @@
 //! killall script does: every pod sandbox stopped and removed through CRI (so CNI
 //! releases addresses, veths and network namespaces), containerd and its shims ended,
 //! the pod bridge deleted, mounts under the data dir (container rootfs, memory-backed
-//! emptyDir volumes) unmounted and the pods' volume directories removed.
+//! emptyDir volumes) unmounted and the pods' volume directories removed. A pod network
+//! namespace CNI never got to tear down is found by the address host-local still holds.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub struct Report {
     pub processes: usize,
     pub bridge_removed: bool,
     pub unmounted: usize,
+    /// Pod network namespaces CNI never tore down (a sandbox still being created when
+    /// the agent stopped), removed by their address.
+    pub leaked_netns: usize,
 }
 
 /// The pid file the supervisor writes for its containerd.
@@ -41,6 +45,50 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Addresses host-local still holds for pods (one file per address under
+/// `<ipam dir>/<network>/`): with every sandbox removed, each is a leak.
+fn held_addresses(ipam_dir: &Path) -> Vec<(std::net::Ipv4Addr, std::path::PathBuf)> {
+    let Ok(networks) = std::fs::read_dir(ipam_dir) else { return Vec::new() };
+    networks
+        .filter_map(|n| std::fs::read_dir(n.ok()?.path()).ok())
+        .flatten()
+        .filter_map(|f| {
+            let path = f.ok()?.path();
+            Some((path.file_name()?.to_str()?.parse().ok()?, path))
+        })
+        .collect()
+}
+
+/// Deletes the `cni-*` network namespaces whose eth0 holds an address host-local still
+/// has on record for this agent (so only our pods' namespaces), and the records.
+fn remove_leaked_netns(ipam_dir: &Path) -> usize {
+    let held = held_addresses(ipam_dir);
+    if held.is_empty() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir("/run/netns") else { return 0 };
+    let mut removed = 0;
+    for name in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with("cni-")) {
+        let Ok(out) =
+            std::process::Command::new("ip").args(["-n", &name, "-4", "-o", "addr", "show", "dev", "eth0"]).output()
+        else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let addr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next());
+        let ours =
+            addr.and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()).is_some_and(|a| held.iter().any(|(h, _)| *h == a));
+        if ours && std::process::Command::new("ip").args(["netns", "delete", &name]).status().is_ok_and(|s| s.success())
+        {
+            removed += 1;
+        }
+    }
+    for (_, record) in held {
+        let _ = std::fs::remove_file(record);
+    }
+    removed
 }
 
 /// Stops and removes everything of the agent at `paths`. Safe to run twice.
@@ -82,6 +130,7 @@ pub async fn killall(paths: &Paths) -> Report {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    report.leaked_netns = remove_leaked_netns(&paths.cni_ipam_dir());
     for point in crate::pod::volume::mounts_under(&paths.agent_dir) {
         let ok = std::process::Command::new("umount").arg("-l").arg(&point).status().is_ok_and(|s| s.success());
         if ok {
@@ -101,4 +150,22 @@ pub async fn killall(paths: &Paths) -> Report {
         .is_ok_and(|s| s.success());
     let _ = std::fs::remove_file(containerd_pid_file(paths));
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_address_records_of_host_local_count_as_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("rkube");
+        std::fs::create_dir_all(&net).unwrap();
+        for f in ["10.230.0.7", "last_reserved_ip.0", "lock"] {
+            std::fs::write(net.join(f), "abc\neth0").unwrap();
+        }
+        let held = held_addresses(dir.path());
+        assert_eq!(held.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>(), ["10.230.0.7"]);
+        assert!(held_addresses(&dir.path().join("absent")).is_empty());
+    }
 }

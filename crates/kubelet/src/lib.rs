@@ -87,6 +87,14 @@ impl Paths {
     }
 }
 
+/// The node's resolver configuration: systemd-resolved's list of real upstreams when it
+/// runs (its /etc/resolv.conf names a loopback stub no pod can reach), else
+/// /etc/resolv.conf, as upstream's kubelet is told with `--resolv-conf`.
+pub fn host_resolv_conf() -> PathBuf {
+    let resolved = PathBuf::from("/run/systemd/resolve/resolv.conf");
+    if resolved.exists() { resolved } else { PathBuf::from("/etc/resolv.conf") }
+}
+
 /// The agent's settings, from `rkube server` or `rkube agent`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -107,6 +115,22 @@ pub struct Config {
     /// `daemonEndpoints`); no API without TLS material.
     pub kubelet_address: std::net::SocketAddr,
     pub kubelet_tls: Option<server::Tls>,
+    /// The cluster DNS servers and domain written into pods' resolv.conf.
+    pub cluster_dns: pod::spec::ClusterDns,
+    /// Waits until the node's service proxy sends no new connections to a pod address;
+    /// a deleted pod's containers are stopped after it (see `pod`'s drain).
+    pub endpoint_drain: Option<Drain>,
+}
+
+/// A future that resolves once a pod address (the argument) is out of the node's
+/// service proxy.
+#[derive(Clone)]
+pub struct Drain(pub Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, ()> + Send + Sync>);
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain")
+    }
 }
 
 impl Config {
@@ -123,6 +147,8 @@ impl Config {
             resync_interval: Duration::from_secs(1),
             kubelet_address: std::net::SocketAddr::from(([0, 0, 0, 0], node::KUBELET_PORT)),
             kubelet_tls: None,
+            cluster_dns: pod::spec::ClusterDns { servers: Vec::new(), domain: "cluster.local".into() },
+            endpoint_drain: None,
         }
     }
 }

@@ -57,6 +57,15 @@ struct NodeArgs {
     /// Port of the kubelet API (logs, exec, port-forward); 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// The DNS server pods resolve with (default: the cluster IP of kube-system/kube-dns).
+    #[arg(long)]
+    cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Do not run the service proxy on this node (cluster DNS still runs).
+    #[arg(long)]
+    disable_kube_proxy: bool,
 }
 
 #[derive(clap::Args)]
@@ -183,7 +192,64 @@ fn node_config(args: &NodeArgs, data_dir: &std::path::Path) -> rkube_kubelet::Co
         rkube_kubelet::Config::new(node_name, args.node_ip.clone().unwrap_or_else(default_node_ip), data_dir);
     config.runtime_endpoint = args.container_runtime_endpoint.clone();
     config.kubelet_address.set_port(args.kubelet_port);
+    config.cluster_dns.domain = args.cluster_domain.clone();
+    config.cluster_dns.servers = args.cluster_dns.iter().map(|ip| ip.to_string()).collect();
     config
+}
+
+/// The node's nftables table: one per data dir, so clusters side by side do not collide.
+fn proxy_table(paths: &rkube_kubelet::Paths) -> String {
+    format!("rkube-{}", paths.cluster_tag())
+}
+
+/// Starts the node's cluster DNS server and service proxy.
+async fn node_network(
+    client: kube::Client,
+    args: &NodeArgs,
+    config: &rkube_kubelet::Config,
+) -> anyhow::Result<rkube_network::Network> {
+    let node_ips = config.node_ip.parse().map(|ip| vec![ip]).unwrap_or_default();
+    let resolv = std::fs::read_to_string(rkube_kubelet::host_resolv_conf()).unwrap_or_default();
+    let net = rkube_network::NodeConfig {
+        table: proxy_table(&config.paths),
+        nft: vec!["nft".into()],
+        node: rkube_network::proxy::NodeFacts {
+            node_name: config.node_name.clone(),
+            node_ips,
+            pod_bridge: config.paths.bridge_name(),
+        },
+        proxy: !args.disable_kube_proxy,
+        dns_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        domain: args.cluster_domain.clone(),
+        upstreams: rkube_network::dns::host_upstreams(&resolv),
+        dns_service: rkube_network::services::ServiceKey::new("kube-system", "kube-dns"),
+    };
+    rkube_network::start(client, net).await.context("cannot start the node's cluster DNS and service proxy")
+}
+
+/// Lets the kubelet stop a deleted pod only once this node's proxy no longer sends it
+/// new connections.
+fn endpoint_drain(network: &rkube_network::Network) -> Option<rkube_kubelet::Drain> {
+    let view = network.view.clone();
+    network.proxy.then(|| {
+        rkube_kubelet::Drain(std::sync::Arc::new(move |ip: String| {
+            let view = view.clone();
+            Box::pin(async move { view.drained(&ip).await })
+        }))
+    })
+}
+
+/// The cluster IP of kube-system/kube-dns, which an agent's pods resolve with unless
+/// `--cluster-dns` says otherwise.
+async fn cluster_dns_of(client: &kube::Client) -> Option<String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client.clone(), "kube-system");
+    match api.get_opt("kube-dns").await {
+        Ok(svc) => svc?.spec?.cluster_ip.filter(|ip| !ip.is_empty() && ip != "None"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read kube-system/kube-dns: pods get the node's resolvers");
+            None
+        }
+    }
 }
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
@@ -215,7 +281,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         cert_pem: creds.serving_cert_pem.clone(),
         key_pem: creds.serving_key_pem.clone(),
     });
+    if config.cluster_dns.servers.is_empty() {
+        config.cluster_dns.servers.extend(cluster_dns_of(&client).await);
+    }
     eprintln!("rkube agent {} joining {}", config.node_name, args.server);
+    let network = node_network(client.clone(), &args.node, &config).await?;
+    config.endpoint_drain = endpoint_drain(&network);
     let agent = rkube_kubelet::run(client, config).await.context("cannot start the node agent")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -224,6 +295,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     agent.shutdown().await;
+    network.shutdown().await;
     Ok(())
 }
 
@@ -240,14 +312,25 @@ fn main() -> anyhow::Result<()> {
         Command::Killall(args) => {
             let paths = rkube_kubelet::Paths::new(&args.data_dir, std::path::Path::new("/usr/lib/cni"));
             let report = rt.block_on(rkube_kubelet::killall::killall(&paths));
+            let table = proxy_table(&paths);
+            let table_removed = match rt.block_on(rkube_network::proxy::remove_table(&["nft".to_string()], &table)) {
+                Ok(removed) => removed,
+                Err(e) => {
+                    eprintln!("rkube killall: cannot remove nftables table {table}: {e}");
+                    false
+                }
+            };
             println!(
-                "rkube killall {}: {} pod sandbox(es) removed, {} process(es) ended, {} mount(s) unmounted, bridge {} {}",
+                "rkube killall {}: {} pod sandbox(es) removed, {} process(es) ended, {} mount(s) unmounted, {} leaked netns removed, bridge {} {}, nftables table {} {}",
                 args.data_dir.display(),
                 report.sandboxes,
                 report.processes,
                 report.unmounted,
+                report.leaked_netns,
                 paths.bridge_name(),
-                if report.bridge_removed { "deleted" } else { "absent" }
+                if report.bridge_removed { "deleted" } else { "absent" },
+                table,
+                if table_removed { "deleted" } else { "absent" }
             );
             Ok(())
         }
@@ -255,7 +338,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
-    let service_cidr = args.service_cidr.parse().map_err(|e: String| anyhow::anyhow!("--service-cidr: {e}"))?;
+    let service_cidr: rkube_apiserver::ipnet_lite::Ipv4Net =
+        args.service_cidr.parse().map_err(|e: String| anyhow::anyhow!("--service-cidr: {e}"))?;
     let cluster_cidr = args.cluster_cidr.parse().map_err(|e: String| anyhow::anyhow!("--cluster-cidr: {e}"))?;
     let config = rkube_apiserver::Config {
         data_dir: args.data_dir.clone(),
@@ -294,11 +378,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .kubelet_serving(&config.node_name, &[config.node_ip.clone(), "127.0.0.1".into()])
             .context("cannot issue the kubelet's serving certificate")?;
         config.kubelet_tls = Some(rkube_kubelet::server::Tls { ca_pem, cert_pem, key_pem });
+        if config.cluster_dns.servers.is_empty() && service_cidr.size() > 16 {
+            config.cluster_dns.servers.push(rkube_apiserver::server::cluster_dns_ip(service_cidr).to_string());
+        }
         config.node_labels = vec![
             ("node-role.kubernetes.io/control-plane".into(), "true".into()),
             ("node-role.kubernetes.io/master".into(), "true".into()),
         ];
-        Some(rkube_kubelet::run(client, config).await.context("cannot start the node agent")?)
+        let network = node_network(client.clone(), &args.node, &config).await?;
+        config.endpoint_drain = endpoint_drain(&network);
+        Some((rkube_kubelet::run(client, config).await.context("cannot start the node agent")?, network))
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -306,8 +395,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutting down");
-    if let Some(agent) = agent {
+    if let Some((agent, network)) = agent {
         agent.shutdown().await;
+        network.shutdown().await;
     }
     running.shutdown().await;
     Ok(())

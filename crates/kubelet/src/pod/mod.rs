@@ -20,14 +20,15 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::Instrument;
 
 use crate::Config;
 use crate::cri::Runtime;
@@ -37,9 +38,6 @@ use probe::ProbeKind;
 /// How often the files of configMap, secret, downwardAPI and projected volumes are
 /// brought up to date with their sources while the pod runs (upstream: its sync period).
 const VOLUME_REFRESH: Duration = Duration::from_secs(3);
-/// The cluster's DNS domain, for the managed /etc/hosts.
-const CLUSTER_DOMAIN: &str = "cluster.local";
-
 /// What every worker shares.
 struct Shared {
     client: Client,
@@ -47,7 +45,54 @@ struct Shared {
     runtime: Arc<dyn Runtime>,
     pods: Store<Pod>,
     recorder: Recorder,
+    /// Events waiting to be posted by [`post_events`].
+    events: mpsc::UnboundedSender<(Event, ObjectReference)>,
     dns: cri::DnsConfig,
+}
+
+/// The longest a deleted pod's stop signal waits for the service proxy.
+const MAX_DRAIN: Duration = Duration::from_secs(2);
+
+/// A service-account token bound to `pod` (TokenRequest) for `(audience, expirationSeconds)`,
+/// with its expiry (seconds since the epoch).
+async fn request_token(client: &Client, pod: &Pod, key: &(String, i64)) -> Result<(String, i64), String> {
+    let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: if key.0.is_empty() { Vec::new() } else { vec![key.0.clone()] },
+            expiration_seconds: Some(key.1),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.uid(),
+            }),
+        },
+        ..Default::default()
+    };
+    match api.create_token_request(&sa, &PostParams::default(), &request).await {
+        Ok(answer) => {
+            let status = answer.status.ok_or("the token request answered without a token")?;
+            Ok((status.token, status.expiration_timestamp.0.as_second()))
+        }
+        Err(e) => {
+            tracing::warn!(service_account = %sa, error = %e, "cannot get a service account token");
+            Err(match e {
+                kube::Error::Api(s) => s.message,
+                e => e.to_string(),
+            })
+        }
+    }
+}
+
+/// Posts the workers' events one after the other, in the order they were recorded.
+async fn post_events(recorder: Recorder, mut queue: mpsc::UnboundedReceiver<(Event, ObjectReference)>) {
+    while let Some((ev, object)) = queue.recv().await {
+        if let Err(e) = recorder.publish(&ev, &object).await {
+            tracing::debug!(error = %e, "cannot record an event");
+        }
+    }
 }
 
 /// Watches the pods bound to this node and keeps one worker per pod (and one per
@@ -70,14 +115,10 @@ pub async fn run(client: Client, config: Config, runtime: Arc<dyn Runtime>, mut 
     });
     let _ = reader.wait_until_ready().await;
     let reporter = Reporter { controller: "kubelet".into(), instance: Some(config.node_name.clone()) };
-    let shared = Arc::new(Shared {
-        recorder: Recorder::new(client.clone(), reporter),
-        client,
-        dns: host_dns(),
-        config,
-        runtime,
-        pods: reader,
-    });
+    let recorder = Recorder::new(client.clone(), reporter);
+    let (events, queue) = mpsc::unbounded_channel();
+    let events_task = tokio::spawn(post_events(recorder.clone(), queue));
+    let shared = Arc::new(Shared { recorder, events, client, dns: host_dns(), config, runtime, pods: reader });
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut tick = tokio::time::interval(shared.config.resync_interval);
     loop {
@@ -100,14 +141,15 @@ pub async fn run(client: Client, config: Config, runtime: Arc<dyn Runtime>, mut 
         }
     }
     watch_task.abort();
+    events_task.abort();
     for w in workers.values() {
         w.task.abort();
     }
 }
 
-/// The resolver configuration of the host, for pods (until cluster DNS serves them).
+/// The resolver configuration of the node, for pods with `dnsPolicy: Default`.
 fn host_dns() -> cri::DnsConfig {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let text = std::fs::read_to_string(crate::host_resolv_conf()).unwrap_or_default();
     let mut dns = cri::DnsConfig::default();
     for line in text.lines() {
         let mut words = line.split_whitespace();
@@ -146,6 +188,8 @@ struct PodWorker {
     sandbox_ips: HashMap<String, String>,
     /// Reasons of the kubelet's own for containers that cannot start yet.
     errors: BTreeMap<String, Waiting>,
+    /// The deleted pod's address has left the node's service proxy (or waiting is over).
+    drained: bool,
     /// The manager's wake-up of this worker; probe tasks use it too.
     wake: Arc<Notify>,
     /// Probe tasks by container id and kind, and their published results.
@@ -185,6 +229,7 @@ impl PodWorker {
             container_cache: HashMap::new(),
             sandbox_ips: HashMap::new(),
             errors: BTreeMap::new(),
+            drained: false,
         }
     }
 
@@ -222,6 +267,17 @@ impl PodWorker {
 
     /// One sync; true when the worker is done (the pod is gone and cleaned up).
     async fn sync(&mut self) -> Result<bool, crate::cri::Error> {
+        // The span follows the sync across its awaits (an entered guard would not).
+        let names = |p: &Pod| (p.namespace().unwrap_or_default(), p.name_any());
+        let (namespace, name) = match self.current_pod() {
+            Some(p) => names(&p),
+            None => self.last_pod.as_ref().map(names).unwrap_or_default(),
+        };
+        let span = tracing::info_span!("pod", %namespace, %name, uid = %self.uid);
+        self.sync_pod().instrument(span).await
+    }
+
+    async fn sync_pod(&mut self) -> Result<bool, crate::cri::Error> {
         let current = self.current_pod();
         let gone = current.is_none();
         if let Some(p) = &current {
@@ -241,8 +297,6 @@ impl PodWorker {
                 }
             }
         };
-        let span = tracing::info_span!("pod", namespace = %pod.namespace().unwrap_or_default(), name = %pod.name_any());
-        let _enter = span.enter();
         let now = now_ns();
         let active = !gone && pod.metadata.deletion_timestamp.is_none() && !plan::is_terminal(&pod, &observed);
         self.sync_probes(&pod, &observed, active);
@@ -265,7 +319,7 @@ impl PodWorker {
                     // there, nothing of the pod starts (its containers stay ContainerCreating).
                     if let Err(message) = self.setup_volumes(&pod).await {
                         if self.mount_error.as_ref() != Some(&message) {
-                            self.event(&pod, EventType::Warning, "FailedMount", &message).await;
+                            self.event(&pod, EventType::Warning, "FailedMount", &message);
                             self.mount_error = Some(message);
                         }
                         plan.actions
@@ -304,7 +358,7 @@ impl PodWorker {
         }
         for (name, w) in &plan.waiting {
             if w.reason == "CrashLoopBackOff" && !self.errors.contains_key(name) {
-                self.event(&pod, EventType::Warning, "BackOff", &w.message).await;
+                self.event(&pod, EventType::Warning, "BackOff", &w.message);
                 self.errors.insert(name.clone(), w.clone());
             }
         }
@@ -389,7 +443,9 @@ impl PodWorker {
         Ok(observed)
     }
 
-    async fn event(&self, pod: &Pod, kind: EventType, reason: &str, note: &str) {
+    /// Records an event without waiting for the API: the pod's start does not pay a
+    /// round trip per event (one task posts them in order).
+    fn event(&self, pod: &Pod, kind: EventType, reason: &str, note: &str) {
         if pod.metadata.name.is_none() {
             return;
         }
@@ -400,9 +456,11 @@ impl PodWorker {
             action: reason.into(),
             secondary: None,
         };
-        if let Err(e) = self.shared.recorder.publish(&ev, &pod.object_ref(&())).await {
-            tracing::debug!(error = %e, "cannot record an event");
-        }
+        let _ = self.shared.events.send((ev, pod.object_ref(&())));
+    }
+
+    fn dns(&self, pod: &Pod) -> Option<cri::DnsConfig> {
+        spec::pod_dns(pod, &self.shared.config.cluster_dns, &self.shared.dns)
     }
 
     fn logs_root(&self) -> String {
@@ -413,7 +471,7 @@ impl PodWorker {
         let rt = self.shared.runtime.clone();
         match action {
             Action::CreateSandbox { attempt } => {
-                let config = spec::sandbox_config(pod, *attempt, &self.logs_root(), &self.shared.dns);
+                let config = spec::sandbox_config(pod, *attempt, &self.logs_root(), self.dns(pod));
                 if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
                     return Err(format!("cannot create the log directory: {e}"));
                 }
@@ -421,7 +479,7 @@ impl PodWorker {
                     Ok(id) => tracing::info!(sandbox = %id, "sandbox started"),
                     Err(e) => {
                         let msg = format!("Failed to create pod sandbox: {e}");
-                        self.event(pod, EventType::Warning, "FailedCreatePodSandBox", &msg).await;
+                        self.event(pod, EventType::Warning, "FailedCreatePodSandBox", &msg);
                         return Err(msg);
                     }
                 }
@@ -431,12 +489,13 @@ impl PodWorker {
             }
             Action::KillContainer { id, name, grace_seconds } => {
                 if pod.metadata.name.is_some() {
-                    self.event(pod, EventType::Normal, "Killing", &format!("Stopping container {name}")).await;
+                    self.event(pod, EventType::Normal, "Killing", &format!("Stopping container {name}"));
                 }
+                self.drain(pod, observed, *grace_seconds).await;
                 rt.stop_container(id, *grace_seconds).await.map_err(|e| e.to_string())?;
             }
             Action::KillUnhealthy { id, grace_seconds, message, .. } => {
-                self.event(pod, EventType::Normal, "Killing", message).await;
+                self.event(pod, EventType::Normal, "Killing", message);
                 rt.stop_container(id, *grace_seconds).await.map_err(|e| e.to_string())?;
             }
             Action::StopSandbox { id } => {
@@ -512,7 +571,7 @@ impl PodWorker {
             Ok(prepared) => prepared,
             Err(msg) => {
                 if self.errors.get(name).map(|w| &w.message) != Some(&msg) {
-                    self.event(pod, EventType::Warning, "Failed", &format!("Error: {msg}")).await;
+                    self.event(pod, EventType::Warning, "Failed", &format!("Error: {msg}"));
                 }
                 self.errors
                     .insert(name.into(), Waiting { reason: "CreateContainerConfigError".into(), message: msg.clone() });
@@ -520,7 +579,7 @@ impl PodWorker {
             }
         };
         let image = container.image.clone().unwrap_or_default();
-        let sandbox_config = spec::sandbox_config(pod, sandbox.attempt, &self.logs_root(), &self.shared.dns);
+        let sandbox_config = spec::sandbox_config(pod, sandbox.attempt, &self.logs_root(), self.dns(pod));
         self.ensure_image(pod, name, &image, container.image_pull_policy.as_deref(), &sandbox_config).await?;
         self.errors.remove(name);
         let config = spec::container_config(pod, &container, attempt, env, mounts);
@@ -528,23 +587,23 @@ impl PodWorker {
             Ok(id) => id,
             Err(e) => {
                 let msg = format!("Error: {e}");
-                self.event(pod, EventType::Warning, "Failed", &msg).await;
+                self.event(pod, EventType::Warning, "Failed", &msg);
                 self.errors
                     .insert(name.into(), Waiting { reason: "CreateContainerError".into(), message: e.to_string() });
                 return Err(msg);
             }
         };
-        self.event(pod, EventType::Normal, "Created", &format!("Created container {name}")).await;
+        self.event(pod, EventType::Normal, "Created", &format!("Created container {name}"));
         if attempt > 0 {
             let previous = self.backoff.get(name).copied();
             self.backoff.insert(name.into(), BackOff::next(previous, now_ns()));
         }
         if let Err(e) = self.shared.runtime.start_container(&id).await {
             let msg = format!("Error: {e}");
-            self.event(pod, EventType::Warning, "Failed", &msg).await;
+            self.event(pod, EventType::Warning, "Failed", &msg);
             return Err(msg);
         }
-        self.event(pod, EventType::Normal, "Started", &format!("Started container {name}")).await;
+        self.event(pod, EventType::Normal, "Started", &format!("Started container {name}"));
         tracing::info!(container = %name, init, attempt, "container started");
         Ok(())
     }
@@ -563,7 +622,7 @@ impl PodWorker {
         let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
         for m in &mut mounts {
             if m.host_path == hosts {
-                let text = volume::hosts_file(pod, pod_ip, CLUSTER_DOMAIN);
+                let text = volume::hosts_file(pod, pod_ip, &self.shared.config.cluster_dns.domain);
                 if std::fs::read_to_string(&hosts).ok().as_deref() != Some(text.as_str()) {
                     std::fs::create_dir_all(&self.dirs.root)
                         .and_then(|_| std::fs::write(&hosts, text))
@@ -708,21 +767,43 @@ impl PodWorker {
         }
         let ns = pod.namespace().unwrap_or_default();
         let (cm_names, secret_names, token_keys) = volume::Sources::wanted(pod);
-        let mut sources = volume::Sources::default();
+        // Every source in one round trip's time: a pod start waits for these.
         let cms: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), &ns);
-        for n in cm_names {
-            let cm = cms.get_opt(&n).await.map_err(|e| format!("cannot get configmap {n:?}: {e}"))?;
+        let secrets: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
+        let now = Timestamp::now().as_second();
+        let due: Vec<(String, i64)> = token_keys.iter().filter(|k| !self.token_fresh(k, now)).cloned().collect();
+        let (cm_results, secret_results, token_results) = tokio::join!(
+            futures::future::join_all(cm_names.iter().map(|n| cms.get_opt(n))),
+            futures::future::join_all(secret_names.iter().map(|n| secrets.get_opt(n))),
+            futures::future::join_all(due.iter().map(|k| request_token(&self.shared.client, pod, k))),
+        );
+        let mut sources = volume::Sources::default();
+        for (n, cm) in cm_names.into_iter().zip(cm_results) {
+            let cm = cm.map_err(|e| format!("cannot get configmap {n:?}: {e}"))?;
             sources.configmaps.insert(n, cm);
         }
-        let secrets: Api<Secret> = Api::namespaced(self.shared.client.clone(), &ns);
-        for n in secret_names {
-            let s = secrets.get_opt(&n).await.map_err(|e| format!("cannot get secret {n:?}: {e}"))?;
-            sources.secrets.insert(n, s);
+        for (n, secret) in secret_names.into_iter().zip(secret_results) {
+            let secret = secret.map_err(|e| format!("cannot get secret {n:?}: {e}"))?;
+            sources.secrets.insert(n, secret);
+        }
+        for (key, answer) in due.into_iter().zip(token_results) {
+            match answer {
+                Ok((token, expires)) => {
+                    self.tokens.insert(key, (token, now, expires));
+                }
+                // An old token still valid beats none; without one the volume fails, like
+                // a missing source.
+                Err(message) => {
+                    if self.tokens.get(&key).is_none_or(|t| t.2 <= now) {
+                        sources.tokens.insert(key, Err(message));
+                    }
+                }
+            }
         }
         for key in token_keys {
-            // A token that cannot be had leaves its volume failing, like a missing source.
-            let token = self.token(pod, &key).await;
-            sources.tokens.insert(key, token);
+            if let Some((token, ..)) = self.tokens.get(&key) {
+                sources.tokens.entry(key).or_insert_with(|| Ok(token.clone()));
+            }
         }
         for v in &volumes {
             let failed = |e: volume::VolumeError| format!("MountVolume.SetUp failed for volume \"{}\" : {e}", v.name);
@@ -747,49 +828,32 @@ impl PodWorker {
         Ok(())
     }
 
-    /// A service-account token bound to the pod (TokenRequest), renewed as upstream's
-    /// token manager does: after 80 % of its lifetime or 24 hours.
-    async fn token(&mut self, pod: &Pod, key: &(String, i64)) -> Result<String, String> {
-        let now = Timestamp::now().as_second();
-        if let Some((token, issued, expires)) = self.tokens.get(key)
-            && now < issued + (expires - issued) * 8 / 10
-            && now < issued + 24 * 3600
-        {
-            return Ok(token.clone());
+    /// Before a deleted pod's containers get their stop signal, waits (once, at most
+    /// [`MAX_DRAIN`] and never past the grace period) until this node's service proxy has
+    /// stopped sending new connections to the pod: the endpoint controller and this
+    /// kubelet see the deletion at the same moment, and a container that stops first
+    /// would refuse connections the proxy still sends it.
+    async fn drain(&mut self, pod: &Pod, observed: &Observed, grace_seconds: i64) {
+        if self.drained || pod.metadata.deletion_timestamp.is_none() || grace_seconds <= 0 {
+            return;
         }
-        let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
-        let api: Api<ServiceAccount> =
-            Api::namespaced(self.shared.client.clone(), &pod.namespace().unwrap_or_default());
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: if key.0.is_empty() { Vec::new() } else { vec![key.0.clone()] },
-                expiration_seconds: Some(key.1),
-                bound_object_ref: Some(BoundObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Pod".into()),
-                    name: pod.metadata.name.clone(),
-                    uid: pod.uid(),
-                }),
-            },
-            ..Default::default()
-        };
-        match api.create_token_request(&sa, &PostParams::default(), &request).await {
-            Ok(answer) => {
-                let status = answer.status.ok_or("the token request answered without a token")?;
-                let expires = status.expiration_timestamp.0.as_second();
-                self.tokens.insert(key.clone(), (status.token.clone(), now, expires));
-                Ok(status.token)
-            }
-            Err(e) => {
-                tracing::warn!(service_account = %sa, error = %e, "cannot get a service account token");
-                let message = match e {
-                    kube::Error::Api(s) => s.message,
-                    e => e.to_string(),
-                };
-                // An old token still valid beats none.
-                self.tokens.get(key).filter(|t| t.2 > now).map(|t| t.0.clone()).ok_or(message)
-            }
+        self.drained = true;
+        let Some(drain) = &self.shared.config.endpoint_drain else { return };
+        let Some(ip) = observed.sandbox().and_then(|s| s.ip.clone()).filter(|ip| !ip.is_empty()) else { return };
+        let limit = MAX_DRAIN.min(Duration::from_secs(grace_seconds.unsigned_abs()));
+        let started = tokio::time::Instant::now();
+        if tokio::time::timeout(limit, (drain.0)(ip)).await.is_err() {
+            tracing::debug!(?limit, "the service proxy did not drop the pod in time; stopping it anyway");
         }
+        tracing::debug!(took = ?started.elapsed(), "pod drained from the service proxy");
+    }
+
+    /// Whether the token kept for `key` needs no renewal yet: upstream's token manager
+    /// renews after 80 % of its lifetime or 24 hours.
+    fn token_fresh(&self, key: &(String, i64), now: i64) -> bool {
+        self.tokens
+            .get(key)
+            .is_some_and(|(_, issued, expires)| now < issued + (expires - issued) * 8 / 10 && now < issued + 24 * 3600)
     }
 
     /// Pulls the image when the policy asks for it (ErrImagePull / ImagePullBackOff).
@@ -810,7 +874,7 @@ impl PodWorker {
         if policy == "Never" {
             let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
             self.errors.insert(name.into(), Waiting { reason: "ErrImageNeverPull".into(), message: msg.clone() });
-            self.event(pod, EventType::Warning, "ErrImageNeverPull", &msg).await;
+            self.event(pod, EventType::Warning, "ErrImageNeverPull", &msg);
             return Err(msg);
         }
         let key = format!("pull:{name}");
@@ -827,13 +891,13 @@ impl PodWorker {
             let msg = format!(
                 "Unable to retrieve some image pull secrets ({names}); attempting to pull the image may not succeed."
             );
-            self.event(pod, EventType::Warning, "FailedToRetrieveImagePullSecret", &msg).await;
+            self.event(pod, EventType::Warning, "FailedToRetrieveImagePullSecret", &msg);
         }
-        self.event(pod, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
+        self.event(pod, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\""));
         match rt.pull_image_with_auth(image, auth, Some(sandbox.clone())).await {
             Ok(_) => {
                 self.backoff.remove(&key);
-                self.event(pod, EventType::Normal, "Pulled", &format!("Successfully pulled image \"{image}\"")).await;
+                self.event(pod, EventType::Normal, "Pulled", &format!("Successfully pulled image \"{image}\""));
                 Ok(())
             }
             Err(e) => {
@@ -841,7 +905,7 @@ impl PodWorker {
                 self.backoff.insert(key, BackOff::next(previous, now_ns()));
                 let msg = format!("Failed to pull image \"{image}\": {e}");
                 self.errors.insert(name.into(), Waiting { reason: "ErrImagePull".into(), message: msg.clone() });
-                self.event(pod, EventType::Warning, "Failed", &msg).await;
+                self.event(pod, EventType::Warning, "Failed", &msg);
                 Err(msg)
             }
         }

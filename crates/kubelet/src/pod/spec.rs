@@ -103,8 +103,68 @@ pub fn hostname(pod: &Pod) -> String {
     h
 }
 
+/// The cluster's DNS as the kubelet knows it (upstream's `--cluster-dns`, `--cluster-domain`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// Empty when the cluster has no DNS: `ClusterFirst` pods then get the node's resolvers.
+    pub servers: Vec<String>,
+    pub domain: String,
+}
+
+/// Upstream's limits on what goes into a pod's resolv.conf.
+const MAX_NAMESERVERS: usize = 3;
+const MAX_SEARCHES: usize = 32;
+
+/// The resolver configuration of `pod`'s sandbox by its `dnsPolicy` and `dnsConfig`, as
+/// upstream's kubelet writes it; `None` lets the runtime copy the node's resolv.conf.
+pub fn pod_dns(pod: &Pod, cluster: &ClusterDns, host: &cri::DnsConfig) -> Option<cri::DnsConfig> {
+    let spec = pod.spec.as_ref()?;
+    let host_network = spec.host_network.unwrap_or(false);
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    let cluster_first = match policy {
+        "ClusterFirstWithHostNet" => true,
+        "ClusterFirst" => !host_network,
+        _ => false,
+    } && !cluster.servers.is_empty();
+    let mut dns = if cluster_first {
+        let ns = pod.namespace().unwrap_or_else(|| "default".into());
+        let d = &cluster.domain;
+        let mut searches = vec![format!("{ns}.svc.{d}"), format!("svc.{d}"), d.clone()];
+        searches.extend(host.searches.iter().cloned());
+        cri::DnsConfig { servers: cluster.servers.clone(), searches, options: vec!["ndots:5".into()] }
+    } else if policy == "None" {
+        cri::DnsConfig::default()
+    } else if host_network && spec.dns_config.is_none() {
+        return None;
+    } else {
+        host.clone()
+    };
+    if let Some(extra) = &spec.dns_config {
+        dns.servers.extend(extra.nameservers.iter().flatten().cloned());
+        dns.searches.extend(extra.searches.iter().flatten().cloned());
+        for opt in extra.options.iter().flatten() {
+            let Some(name) = opt.name.as_deref().filter(|n| !n.is_empty()) else { continue };
+            dns.options.retain(|o| o.split(':').next() != Some(name));
+            dns.options.push(match &opt.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name.to_string(),
+            });
+        }
+    }
+    dedup(&mut dns.servers);
+    dedup(&mut dns.searches);
+    dns.servers.truncate(MAX_NAMESERVERS);
+    dns.searches.truncate(MAX_SEARCHES);
+    Some(dns)
+}
+
+fn dedup(list: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|x| seen.insert(x.clone()));
+}
+
 /// The sandbox of `pod`, attempt `attempt`, logging into `logs_root/<log_directory>`.
-pub fn sandbox_config(pod: &Pod, attempt: u32, logs_root: &str, dns: &cri::DnsConfig) -> cri::PodSandboxConfig {
+pub fn sandbox_config(pod: &Pod, attempt: u32, logs_root: &str, dns: Option<cri::DnsConfig>) -> cri::PodSandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
     let host_network = spec.host_network.unwrap_or(false);
     let mut labels = pod.labels().clone().into_iter().collect::<HashMap<_, _>>();
@@ -119,7 +179,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, logs_root: &str, dns: &cri::DnsCo
         }),
         hostname: if host_network { String::new() } else { hostname(pod) },
         log_directory: format!("{logs_root}/{}", log_directory(pod)),
-        dns_config: if host_network { None } else { Some(dns.clone()) },
+        dns_config: dns,
         port_mappings: Vec::new(),
         labels,
         annotations: pod.annotations().clone().into_iter().collect(),
@@ -394,6 +454,56 @@ pub fn container_config(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pod_dns_follows_dns_policy_as_upstream() {
+        let cluster = ClusterDns { servers: vec!["10.96.0.10".into()], domain: "cluster.local".into() };
+        let host = cri::DnsConfig {
+            servers: vec!["192.0.2.53".into()],
+            searches: vec!["corp.example".into()],
+            options: vec!["edns0".into()],
+        };
+        let pod = |spec: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": spec}))
+                .unwrap()
+        };
+        let dns = |servers: &[&str], searches: &[&str], options: &[&str]| {
+            Some(cri::DnsConfig {
+                servers: servers.iter().map(|s| s.to_string()).collect(),
+                searches: searches.iter().map(|s| s.to_string()).collect(),
+                options: options.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        let cluster_search = ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"];
+        let cases = [
+            (serde_json::json!({"containers": []}), dns(&["10.96.0.10"], &cluster_search, &["ndots:5"])),
+            (serde_json::json!({"dnsPolicy": "ClusterFirst"}), dns(&["10.96.0.10"], &cluster_search, &["ndots:5"])),
+            (serde_json::json!({"dnsPolicy": "Default"}), dns(&["192.0.2.53"], &["corp.example"], &["edns0"])),
+            // host-network pods keep the node's resolv.conf unless they ask for cluster DNS
+            (serde_json::json!({"hostNetwork": true}), None),
+            (
+                serde_json::json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}),
+                dns(&["10.96.0.10"], &cluster_search, &["ndots:5"]),
+            ),
+            (
+                serde_json::json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.2.3.4"], "searches": ["a.b"],
+                    "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}}),
+                dns(&["1.2.3.4"], &["a.b"], &["ndots:2", "edns0"]),
+            ),
+            // dnsConfig adds to the policy's base; a pod option replaces the one of the same name
+            (
+                serde_json::json!({"dnsConfig": {"nameservers": ["10.96.0.10", "1.1.1.1"], "searches": ["x.y"],
+                    "options": [{"name": "ndots", "value": "1"}]}}),
+                dns(&["10.96.0.10", "1.1.1.1"], &[&cluster_search[..], &["x.y"]].concat(), &["ndots:1"]),
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(pod_dns(&pod(spec.clone()), &cluster, &host), want, "{spec}");
+        }
+        // a cluster without DNS gives ClusterFirst pods the node's resolvers (upstream falls back the same way)
+        let none = ClusterDns { servers: vec![], domain: "cluster.local".into() };
+        assert_eq!(pod_dns(&pod(serde_json::json!({})), &none, &host), Some(host.clone()));
+    }
+
     use super::*;
     use serde_json::json;
 
