@@ -237,6 +237,36 @@ fn services_reach_every_replica_from_pods_and_the_node() {
         names.contains(body.trim()).then_some(()).ok_or(body)
     });
 
+    // UDP: a selector-less Service with a hand-written slice pointing at a UDP echo of
+    // this test on the node's address; a datagram to the ClusterIP comes back.
+    let echo = std::net::UdpSocket::bind((node.as_str(), 0)).expect("udp echo");
+    let echo_port = echo.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&[b"pong:", &buf[..n]].concat(), from);
+        }
+    });
+    let udp = format!(
+        r#"{{"apiVersion": "v1", "kind": "List", "items": [
+            {{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "udp"}},
+              "spec": {{"ports": [{{"name": "u", "port": 91, "targetPort": {echo_port}, "protocol": "UDP"}}]}}}},
+            {{"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+              "metadata": {{"name": "udp-1", "labels": {{"kubernetes.io/service-name": "udp"}}}},
+              "addressType": "IPv4", "ports": [{{"name": "u", "port": {echo_port}, "protocol": "UDP"}}],
+              "endpoints": [{{"addresses": ["{node}"]}}]}}]}}"#
+    );
+    k.run_stdin(&["apply", "-f", "-"], &udp);
+    let udp_ip = cluster_ip(&k, "udp");
+    wait_for("a UDP answer through the ClusterIP", Duration::from_secs(10), || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(500))).map_err(|e| e.to_string())?;
+        s.send_to(b"ping", (udp_ip.as_str(), 91)).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        let (n, _) = s.recv_from(&mut buf).map_err(|e| e.to_string())?;
+        (&buf[..n] == b"pong:ping").then_some(()).ok_or(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+
     // sessionAffinity ClientIP: every request from the node reaches the same pod.
     let sticky = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sticky"},
         "spec": {"selector": {"app": "web"}, "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": "http"}]}}"#;
