@@ -575,4 +575,9 @@ fn a_rolling_update_of_seed_09_loses_no_request() {
     eprintln!("{} requests during the rollout, {failed} failed", ok - before);
     assert!(ok - before >= 50, "too few requests during the rollout to mean anything: {}", ok - before);
     assert_eq!(failed, 0, "{}", k.run(&["logs", "loop"]));
+    // Each old pod left the node's proxy before its stop signal, in time.
+    let log = c.log();
+    let drained = log.matches("pod drained from the service proxy").count();
+    assert!(drained >= 5, "{drained} pods drained from the proxy before being stopped");
+    assert!(!log.contains("did not drop the pod in time"), "a deleted pod was stopped before the proxy dropped it");
 }

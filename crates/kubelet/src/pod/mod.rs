@@ -842,10 +842,10 @@ impl PodWorker {
         let Some(ip) = observed.sandbox().and_then(|s| s.ip.clone()).filter(|ip| !ip.is_empty()) else { return };
         let limit = MAX_DRAIN.min(Duration::from_secs(grace_seconds.unsigned_abs()));
         let started = tokio::time::Instant::now();
-        if tokio::time::timeout(limit, (drain.0)(ip)).await.is_err() {
-            tracing::debug!(?limit, "the service proxy did not drop the pod in time; stopping it anyway");
+        match tokio::time::timeout(limit, (drain.0)(ip)).await {
+            Ok(()) => tracing::info!(took = ?started.elapsed(), "pod drained from the service proxy"),
+            Err(_) => tracing::warn!(?limit, "the service proxy did not drop the pod in time; stopping it anyway"),
         }
-        tracing::debug!(took = ?started.elapsed(), "pod drained from the service proxy");
     }
 
     /// Whether the token kept for `key` needs no renewal yet: upstream's token manager
