@@ -71,6 +71,19 @@ fn wait_log(path: &PathBuf, marker: &str) -> String {
     })
 }
 
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
 /// `GET path` on `ip:port`, the whole response.
 fn http_get(ip: &str, port: u16, path: &str) -> Result<String, String> {
     let addr = format!("{ip}:{port}");
@@ -405,7 +418,15 @@ fn volumes_are_visible_in_containers() {
     wait_for("the pod's volumes torn down", Duration::from_secs(30), || {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let dir = pod_dir.display().to_string();
-        (!pod_dir.exists() && !mounts.contains(&dir)).then_some(()).ok_or(format!("{dir} still there"))
+        (!pod_dir.exists() && !mounts.contains(&dir)).then_some(()).ok_or_else(|| {
+            // What is left, for the next reader of a failure: mounts, files, the agent's word.
+            let left: Vec<String> =
+                walk(&pod_dir).iter().map(|p| p.strip_prefix(&pod_dir).unwrap_or(p).display().to_string()).collect();
+            let mounted: Vec<&str> = mounts.lines().filter(|l| l.contains(&dir)).collect();
+            let said: Vec<String> =
+                c.log().lines().filter(|l| l.contains(&uid) || l.contains("tear down")).map(str::to_string).collect();
+            format!("{dir} still there: files {left:?}, mounts {mounted:?}, agent log {said:#?}")
+        })
     });
     assert!(host_dir.join("greeting").exists(), "hostPath contents are never removed");
 }
