@@ -311,14 +311,14 @@ async fn bootstrap(api: &Api) -> Result<(), ApiError> {
     }
     // The cluster DNS Service, as k3s ships CoreDNS's: every agent serves DNS on its node
     // and its service proxy sends this address there, so the Service has no selector.
-    // (A range too small for it simply has no cluster DNS.)
-    if api.config.service_cidr.size() > 16 && api.current(svc_def, Some("kube-system"), "kube-dns").is_none() {
+    if let Some(ip) = cluster_dns_ip(api.config.service_cidr)
+        && api.current(svc_def, Some("kube-system"), "kube-dns").is_none()
+    {
         let t = Target { def: svc_def, namespace: Some("kube-system".into()), name: None, subresource: None };
-        let ip = cluster_dns_ip(api.config.service_cidr).to_string();
         let obj = json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kube-dns", "namespace": "kube-system",
                          "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "rkube-dns"}},
-            "spec": {"type": "ClusterIP", "clusterIP": ip, "sessionAffinity": "None", "ports": [
+            "spec": {"type": "ClusterIP", "clusterIP": ip.to_string(), "sessionAffinity": "None", "ports": [
                 {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                 {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}});
         match api.create(&t, obj, &opts).await {
@@ -330,9 +330,9 @@ async fn bootstrap(api: &Api) -> Result<(), ApiError> {
 }
 
 /// The cluster DNS address: the tenth of the service range (10.96.0.10 by default), as
-/// kubeadm and k3s choose it.
-pub fn cluster_dns_ip(service_cidr: crate::ipnet_lite::Ipv4Net) -> std::net::Ipv4Addr {
-    service_cidr.nth(10)
+/// kubeadm and k3s choose it; none in a range too small for it.
+pub fn cluster_dns_ip(service_cidr: crate::ipnet_lite::Ipv4Net) -> Option<std::net::Ipv4Addr> {
+    (service_cidr.size() > 16).then(|| service_cidr.nth(10))
 }
 
 fn json_response(code: u16, body: &Value) -> Response {

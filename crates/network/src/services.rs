@@ -114,8 +114,7 @@ impl ServiceView {
     }
 
     /// A view over stores someone else fills (tests, benchmarks).
-    /// It is ready once both stores are (their writers saw `InitDone`), or
-    /// [`ServiceView::mark_ready`] says so.
+    /// It is ready once both stores are (their writers saw `InitDone`).
     pub fn from_stores(services: Store<Service>, slices: Store<EndpointSlice>) -> ServiceView {
         let view = ServiceView::new(services, slices);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -139,20 +138,9 @@ impl ServiceView {
     pub fn service(&self, key: &ServiceKey) -> Option<Arc<Service>> {
         self.services.get(&reflector::ObjectRef::new(&key.name).within(&key.namespace))
     }
-    /// The slices of one Service (a linear scan; callers redoing many Services should
-    /// group [`ServiceView::slices`] once instead).
-    pub fn slices_of(&self, key: &ServiceKey) -> Vec<Arc<EndpointSlice>> {
-        self.slices.state().into_iter().filter(|s| ServiceKey::of_slice(s).as_ref() == Some(key)).collect()
-    }
-
     /// Waits until both initial lists have arrived.
     pub async fn ready(&self) {
         let _ = self.lists_done.subscribe().wait_for(|n| *n >= 2).await;
-    }
-
-    /// Marks both initial lists as arrived (for views fed by [`ServiceView::from_stores`]).
-    pub fn mark_ready(&self) {
-        self.lists_done.send_replace(2);
     }
 
     /// A new consumer; its first [`Subscription::next`] reports everything.

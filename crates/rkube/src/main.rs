@@ -378,8 +378,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .kubelet_serving(&config.node_name, &[config.node_ip.clone(), "127.0.0.1".into()])
             .context("cannot issue the kubelet's serving certificate")?;
         config.kubelet_tls = Some(rkube_kubelet::server::Tls { ca_pem, cert_pem, key_pem });
-        if config.cluster_dns.servers.is_empty() && service_cidr.size() > 16 {
-            config.cluster_dns.servers.push(rkube_apiserver::server::cluster_dns_ip(service_cidr).to_string());
+        if config.cluster_dns.servers.is_empty() {
+            config
+                .cluster_dns
+                .servers
+                .extend(rkube_apiserver::server::cluster_dns_ip(service_cidr).map(|ip| ip.to_string()));
         }
         config.node_labels = vec![
             ("node-role.kubernetes.io/control-plane".into(), "true".into()),
