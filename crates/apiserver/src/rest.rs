@@ -610,11 +610,16 @@ impl Api {
             } else {
                 None
             };
-            // Finalizers gone on an object being deleted: the update is the delete. A
-            // namespace also waits for its spec.finalizers (`kubernetes`, removed by the
+            // Finalizers gone on an object being deleted: the update is the delete. Not
+            // while a graceful deletion runs (a pod's grace period): a status update
+            // racing `kubectl delete` would delete the pod before its kubelet stopped it,
+            // so as upstream only a pending deletion with no grace period completes here.
+            // A namespace also waits for its spec.finalizers (`kubernetes`, removed by the
             // namespace controller once the namespace is empty), as upstream's
             // ShouldDeleteNamespaceDuringUpdate: else a status update would delete it.
+            let no_grace = cur.obj["metadata"]["deletionGracePeriodSeconds"].as_i64().is_none_or(|g| g == 0);
             let deleting = stored["metadata"].get("deletionTimestamp").is_some_and(|d| !d.is_null())
+                && no_grace
                 && stored["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())
                 && (def.plural != "namespaces"
                     || !def.group.is_empty()

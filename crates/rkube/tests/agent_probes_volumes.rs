@@ -72,6 +72,25 @@ fn wait_log(path: &PathBuf, marker: &str) -> String {
 }
 
 /// Every path under `dir`.
+/// The log without its colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            // `ESC [ ... m`
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -414,7 +433,9 @@ fn volumes_are_visible_in_containers() {
     let uid = k.run(&["get", "pod", "vols", "-o", "jsonpath={.metadata.uid}"]);
     let pod_dir = c.dir.path().join(format!("data/agent/pods/{uid}"));
     assert!(pod_dir.join("volumes/kubernetes.io~empty-dir/mem").exists());
+    let deleting = std::time::Instant::now();
     k.run(&["delete", "pod", "vols", "--wait=true"]);
+    let delete_took = deleting.elapsed();
     wait_for("the pod's volumes torn down", Duration::from_secs(30), || {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let dir = pod_dir.display().to_string();
@@ -423,10 +444,28 @@ fn volumes_are_visible_in_containers() {
             let left: Vec<String> =
                 walk(&pod_dir).iter().map(|p| p.strip_prefix(&pod_dir).unwrap_or(p).display().to_string()).collect();
             let mounted: Vec<&str> = mounts.lines().filter(|l| l.contains(&dir)).collect();
-            let said: Vec<String> =
-                c.log().lines().filter(|l| l.contains(&uid) || l.contains("tear down")).map(str::to_string).collect();
-            format!("{dir} still there: files {left:?}, mounts {mounted:?}, agent log {said:#?}")
+            let log = strip_ansi(&c.log());
+            let said: Vec<&str> = log.lines().filter(|l| l.contains(&uid) || l.contains("tear down")).collect();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            let api =
+                k.try_run(&["get", "pod", "vols", "-o", "jsonpath={.metadata.uid} {.metadata.deletionTimestamp}"]);
+            format!(
+                "{dir} still there after `kubectl delete` took {delete_took:?}: files {left:?}, mounts {mounted:?}, \
+                 in the API: {:?} {:?}, agent log about it {said:#?}, last lines {tail:#?}",
+                api.stdout, api.stderr
+            )
         })
     });
     assert!(host_dir.join("greeting").exists(), "hostPath contents are never removed");
+
+    // A force-deleted pod leaves the API before the kubelet stopped it: the kubelet still
+    // stops its containers and removes its volumes.
+    let uid = k.run(&["get", "pod", "no-cm", "-o", "jsonpath={.metadata.uid}"]);
+    let pod_dir = c.dir.path().join(format!("data/agent/pods/{uid}"));
+    assert!(pod_dir.exists());
+    k.run(&["delete", "pod", "no-cm", "--grace-period=0", "--force"]);
+    wait_for("the force-deleted pod's volumes removed", Duration::from_secs(30), || {
+        (!pod_dir.exists()).then_some(()).ok_or_else(|| format!("{:?}", walk(&pod_dir)))
+    });
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::Cluster;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, WatchEvent, WatchParams,
 };
@@ -183,6 +183,33 @@ async fn deletion_semantics() {
         .await
         .expect("remove finalizer");
     assert!(api.get_opt("held").await.expect("get").is_none(), "gone once the finalizer is removed");
+
+    // A pod on a node is deleted gracefully: marked with its grace period, and a status
+    // update racing the delete (a kubelet that has not seen it yet) does not complete the
+    // deletion; only the kubelet's own delete with grace 0 does.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "d");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "graceful"},
+        "spec": {"nodeName": "elsewhere", "terminationGracePeriodSeconds": 30,
+                 "containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("create pod");
+    pods.patch_status("graceful", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
+        .await
+        .expect("running");
+    pods.delete("graceful", &DeleteParams::default()).await.expect("delete pod");
+    let marked = pods.get("graceful").await.expect("still there while its grace period runs");
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(30));
+    pods.patch_status("graceful", &PatchParams::default(), &Patch::Merge(json!({"status": {"message": "late"}})))
+        .await
+        .expect("status update of a terminating pod");
+    let after = pods.get_opt("graceful").await.expect("get").expect("a status update does not delete the pod");
+    assert!(after.metadata.deletion_timestamp.is_some());
+    pods.delete("graceful", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .expect("delete with grace 0");
+    assert!(pods.get_opt("graceful").await.expect("get").is_none(), "gone after the kubelet's delete");
 
     // Preconditions.
     let made = api.create(&PostParams::default(), &cm("pre", &[])).await.expect("create");

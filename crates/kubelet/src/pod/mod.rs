@@ -136,7 +136,11 @@ pub async fn run(client: Client, config: Config, runtime: Arc<dyn Runtime>, mut 
         uids.sort();
         uids.dedup();
         for uid in uids {
-            let worker = workers.entry(uid.clone()).or_insert_with(|| Worker::spawn(shared.clone(), uid));
+            workers.entry(uid.clone()).or_insert_with(|| Worker::spawn(shared.clone(), uid));
+        }
+        // Every live worker, including one whose pod has left both the API and the
+        // runtime in its last sync: it needs one more wake to see that and clean up.
+        for worker in workers.values() {
             worker.wake.notify_one();
         }
     }
@@ -190,6 +194,8 @@ struct PodWorker {
     errors: BTreeMap<String, Waiting>,
     /// The deleted pod's address has left the node's service proxy (or waiting is over).
     drained: bool,
+    /// The pod was seen gone from the API (logged once).
+    left_api: bool,
     /// The manager's wake-up of this worker; probe tasks use it too.
     wake: Arc<Notify>,
     /// Probe tasks by container id and kind, and their published results.
@@ -230,6 +236,7 @@ impl PodWorker {
             sandbox_ips: HashMap::new(),
             errors: BTreeMap::new(),
             drained: false,
+            left_api: false,
         }
     }
 
@@ -282,6 +289,11 @@ impl PodWorker {
         let gone = current.is_none();
         if let Some(p) = &current {
             self.last_pod = Some((**p).clone());
+        } else if !self.left_api && self.last_pod.is_some() {
+            // Force deletion (`--grace-period=0 --force`) does this; otherwise only this
+            // kubelet deletes its pods, after their containers are gone.
+            self.left_api = true;
+            tracing::info!("pod left the API before its containers were cleaned up");
         }
         let observed = self.observe().await?;
         let pod = match &self.last_pod {
