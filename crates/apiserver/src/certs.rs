@@ -160,13 +160,6 @@ impl ClusterCerts {
     pub fn admin_kubeconfig(&self, server: &str) -> String {
         kubeconfig(&self.ca_pem, server, &self.admin_cert_pem, &self.admin_key_pem)
     }
-
-    /// A kubeconfig with a fresh client certificate for `user` in `group`, for the
-    /// components that run inside the server process (scheduler, controllers).
-    pub fn component_kubeconfig(&self, server: &str, user: &str, group: Option<&str>) -> Result<String, CertError> {
-        let (cert, key) = self.issue_client(user, group)?;
-        Ok(kubeconfig(&self.ca_pem, server, &cert, &key))
-    }
 }
 
 fn kubeconfig(ca_pem: &str, server: &str, cert_pem: &str, key_pem: &str) -> String {

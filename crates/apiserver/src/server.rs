@@ -49,14 +49,38 @@ pub struct RunningServer {
     /// The URL clients on this machine reach the API at.
     pub url: String,
     certs: ClusterCerts,
+    /// The request handlers, also served in process to this process's own components.
+    app: Router,
     shutdown: watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// A kubeconfig for an in-process component (`system:kube-scheduler`, …).
-    pub fn component_kubeconfig(&self, user: &str, group: Option<&str>) -> Result<String, CertError> {
-        self.certs.component_kubeconfig(&self.url, user, group)
+    /// A transport for a component in this process (scheduler, controllers, the local
+    /// agent): each request goes straight to the handlers as `user`, through the same
+    /// authorization, admission and watch code as over HTTPS, without TLS, HTTP framing
+    /// or a socket. Wrapped in a kube-rs `Client`, the component cannot tell the
+    /// difference; against another API server it would use HTTPS instead.
+    pub fn in_process<B>(
+        &self,
+        user: UserInfo,
+    ) -> impl tower::Service<
+        http::Request<B>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future = impl Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+    where
+        B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let app = self.app.clone();
+        tower::service_fn(move |mut req: http::Request<B>| {
+            req.extensions_mut().insert(user.clone());
+            app.clone().oneshot(req.map(Body::new))
+        })
     }
 
     /// The cluster CA and a serving certificate for a kubelet API on `hosts`, for an
@@ -123,6 +147,7 @@ pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
     let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
     let app: Router = Router::new().fallback(crate::router::handle).with_state(api.clone());
+    let local_app = app.clone();
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let accept_task = tokio::spawn(async move {
@@ -174,7 +199,7 @@ pub async fn run(config: Config) -> Result<RunningServer, ServerError> {
         write_private(path, &certs.admin_kubeconfig(&url))?;
     }
     tracing::info!(%addr, "api server ready");
-    Ok(RunningServer { addr, api, url, certs, shutdown, accept_task })
+    Ok(RunningServer { addr, api, url, certs, app: local_app, shutdown, accept_task })
 }
 
 fn hostname() -> Option<String> {

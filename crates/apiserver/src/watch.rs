@@ -77,6 +77,34 @@ impl Filter {
     }
 }
 
+/// A watch event of a metadata-only watch, serialized from the stored object in place.
+#[derive(serde::Serialize)]
+struct PartialLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: PartialObject<'a>,
+}
+
+/// `PartialObjectMetadata` borrowing the metadata of a stored object.
+#[derive(serde::Serialize)]
+struct PartialObject<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: &'a Value,
+}
+
+impl<'a> PartialObject<'a> {
+    fn of(stored: &'a Value) -> Self {
+        static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+        PartialObject {
+            kind: "PartialObjectMetadata",
+            api_version: "meta.k8s.io/v1",
+            metadata: stored.get("metadata").unwrap_or(&EMPTY),
+        }
+    }
+}
+
 struct Encoder {
     def: &'static ResourceDef,
     rendering: Rendering,
@@ -86,6 +114,14 @@ struct Encoder {
 
 impl Encoder {
     fn encode(&mut self, kind: &str, stored: &Value) -> Option<String> {
+        if self.rendering == Rendering::PartialMetadata {
+            // Metadata is the same in every version: no conversion, and no copy of the
+            // object (the garbage collector watches every resource this way).
+            let line = PartialLine { kind, object: PartialObject::of(stored) };
+            let mut line = serde_json::to_string(&line).ok()?;
+            line.push('\n');
+            return Some(line);
+        }
         let obj = to_served(self.def, stored).ok()?;
         let object = match self.rendering {
             Rendering::Object => obj,
@@ -305,5 +341,18 @@ mod tests {
         let conv =
             Encoder { def: events, rendering: Rendering::Object, include: IncludeObject::Object, sent_columns: false };
         assert!(conv.encode_shared("ADDED", &ev).is_none());
+        // A metadata-only watch sends the object's metadata, converted or not.
+        for def in [pods, events] {
+            let mut meta = Encoder {
+                def,
+                rendering: Rendering::PartialMetadata,
+                include: IncludeObject::Object,
+                sent_columns: false,
+            };
+            let line = meta.encode("DELETED", &ev.obj).unwrap();
+            assert!(line.ends_with('\n'));
+            let got: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(got, json!({"type": "DELETED", "object": partial_metadata(&ev.obj)}));
+        }
     }
 }

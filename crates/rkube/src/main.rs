@@ -135,19 +135,15 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
-/// A kube-rs client for an in-process component, with a client certificate of its own.
-async fn component_client(
-    running: &rkube_apiserver::RunningServer,
-    user: &str,
-    group: Option<&str>,
-) -> anyhow::Result<kube::Client> {
-    let text =
-        running.component_kubeconfig(user, group).with_context(|| format!("cannot issue a certificate for {user}"))?;
-    let kc = kube::config::Kubeconfig::from_yaml(&text).context("component kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .context("component client configuration")?;
-    kube::Client::try_from(config).context("component client")
+/// A kube-rs client for a component of this process. Its requests go to the API
+/// server's handlers in memory (`RunningServer::in_process`) as `user` in `group`, like a
+/// client certificate with that subject would authenticate: the same authorization and
+/// admission, without TLS and sockets in between.
+fn component_client(running: &rkube_apiserver::RunningServer, user: &str, group: Option<&str>) -> kube::Client {
+    let mut groups: Vec<String> = group.into_iter().map(str::to_string).collect();
+    groups.push("system:authenticated".into());
+    let user = rkube_apiserver::auth::UserInfo { username: user.to_string(), groups };
+    kube::Client::new(running.in_process(user), "default")
 }
 
 fn controller_options(args: &ServerArgs) -> rkube_controllers::Options {
@@ -364,16 +360,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         args.write_kubeconfig.display()
     );
     let identity = format!("{}_{}", hostname(), std::process::id());
-    let controllers = component_client(&running, "system:kube-controller-manager", None).await?;
+    let controllers = component_client(&running, "system:kube-controller-manager", None);
     tokio::spawn(rkube_controllers::run(controllers, controller_options(&args), identity.clone()));
-    let scheduler = component_client(&running, "system:kube-scheduler", None).await?;
+    let scheduler = component_client(&running, "system:kube-scheduler", None);
     tokio::spawn(rkube_scheduler::run(scheduler, identity));
     let agent = if args.disable_agent {
         None
     } else {
         let mut config = node_config(&args.node, &args.data_dir);
-        let client =
-            component_client(&running, &format!("system:node:{}", config.node_name), Some("system:nodes")).await?;
+        let client = component_client(&running, &format!("system:node:{}", config.node_name), Some("system:nodes"));
         let (ca_pem, cert_pem, key_pem) = running
             .kubelet_serving(&config.node_name, &[config.node_ip.clone(), "127.0.0.1".into()])
             .context("cannot issue the kubelet's serving certificate")?;

@@ -258,9 +258,8 @@ pub fn record_update(
     };
     let node = schema.root(root);
     let empty = Value::Object(Map::new());
-    let old_plain = old.map(without_managed_fields).unwrap_or(empty);
-    let new_plain = without_managed_fields(new);
-    let mut cmp = walk::compare(&old_plain, &new_plain, node);
+    // The walks leave `metadata.managedFields` out themselves.
+    let mut cmp = walk::compare(old.unwrap_or(&empty), new, node);
     strip_server_fields(&mut cmp.changed);
     strip_server_fields(&mut cmp.removed);
 
@@ -383,4 +382,46 @@ pub fn apply(
     });
     store_entries(&mut merged, entries);
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entries(obj: &Value) -> Vec<(String, Value)> {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .map(|l| l.iter().map(|e| (e["manager"].as_str().unwrap().to_string(), e["fieldsV1"].clone())).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn record_update_tracks_fields_but_not_its_own_bookkeeping() {
+        let schema = Schema::empty();
+        // A create: every field of the object belongs to its creator.
+        let mut created = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        record_update(None, &mut created, "m1", None, &schema, "", "2026-01-01T00:00:00Z");
+        assert_eq!(
+            entries(&created),
+            [("m1".to_string(), json!({"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}))]
+        );
+
+        // An update sent with the managed fields it read (as a PUT does): the changed
+        // field moves to the new manager, nothing is recorded about managedFields.
+        let mut updated = created.clone();
+        updated["data"]["k"] = json!("w");
+        record_update(Some(&created), &mut updated, "m2", None, &schema, "", "2026-01-01T00:00:01Z");
+        let got = entries(&updated);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], ("m1".to_string(), json!({"f:metadata": {"f:labels": {"f:x": {}}}})));
+        assert_eq!(got[1], ("m2".to_string(), json!({"f:data": {"f:k": {}}})));
+        assert!(!updated["metadata"]["managedFields"].to_string().contains("managedFields"));
+
+        // Nothing changed but the bookkeeping: nothing recorded, no new time.
+        let mut same = updated.clone();
+        record_update(Some(&updated), &mut same, "m3", None, &schema, "", "2026-01-01T00:00:02Z");
+        assert_eq!(same, updated);
+    }
 }

@@ -41,6 +41,13 @@ fn is_empty_container(value: &Value) -> bool {
     }
 }
 
+/// Whether field `key` under `path` is part of the object's fields: everything but
+/// `metadata.managedFields`, the bookkeeping itself (skipped here rather than copying
+/// whole objects without it before each walk).
+fn tracked(path: &[PathElement], key: &str) -> bool {
+    !(key == "managedFields" && matches!(path, [PathElement::Field(f)] if f == "metadata"))
+}
+
 fn with(path: &[PathElement], pe: PathElement) -> Vec<PathElement> {
     let mut p = path.to_vec();
     p.push(pe);
@@ -60,7 +67,7 @@ pub(crate) fn field_set(value: &Value, node: Node<'_>, path: &[PathElement], out
             if map_self && is_map {
                 out.insert(path);
             }
-            for (key, child) in fields {
+            for (key, child) in fields.iter().filter(|(k, _)| tracked(path, k)) {
                 let p = with(path, PathElement::Field(key.clone()));
                 field_set(child, node.field(key), &p, out, map_self);
             }
@@ -113,7 +120,9 @@ fn compare_at(old: Option<&Value>, new: Option<&Value>, node: Node<'_>, path: &[
         (None, Some(n)) => return field_set(n, node, path, &mut cmp.changed, true),
         (Some(o), Some(n)) => (o, n),
     };
-    if is_empty_container(old) && is_empty_container(new) && old == new {
+    // Equal subtrees hold no change; most of an update's object is unchanged, and
+    // comparing without walking allocates nothing.
+    if old == new {
         return;
     }
     match (shape(old, node), shape(new, node), old, new) {
@@ -127,7 +136,7 @@ fn compare_at(old: Option<&Value>, new: Option<&Value>, node: Node<'_>, path: &[
                     cmp.changed.insert(path);
                 }
             }
-            for key in o.keys().chain(n.keys().filter(|k| !o.contains_key(*k))) {
+            for key in o.keys().chain(n.keys().filter(|k| !o.contains_key(*k))).filter(|k| tracked(path, k)) {
                 let p = with(path, PathElement::Field(key.clone()));
                 compare_at(o.get(key), n.get(key), node.field(key), &p, cmp);
             }
