@@ -477,17 +477,25 @@ fn affinity_indexes_agree_with_scanning() {
         (seed >> 33) % n
     };
     let apps = ["x", "y", "z"];
-    let term = |kind: &str, app: &str, key: &str| {
+    // `matchLabels` terms are counted through the pods-by-label index, two-value `In`
+    // expressions by scanning.
+    let term = |kind: &str, app: &str, key: &str, either: bool| {
+        let selector = if either {
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": [app, "x"]}]})
+        } else {
+            json!({"matchLabels": {"app": app}})
+        };
         json!({"affinity": {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [
-            {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": key}]}}})
+            {"labelSelector": selector, "topologyKey": key}]}}})
     };
     let random_pod = |name: String, rnd: &mut dyn FnMut(u64) -> u64| {
         let app = apps[rnd(3) as usize];
         let key = ["zone", "kubernetes.io/hostname"][rnd(2) as usize];
         let p = P::new(&name).label("app", app);
+        let either = rnd(3) == 0;
         match rnd(4) {
-            0 => p.spec(term("podAntiAffinity", apps[rnd(3) as usize], key)),
-            1 => p.spec(term("podAffinity", apps[rnd(3) as usize], key)),
+            0 => p.spec(term("podAntiAffinity", apps[rnd(3) as usize], key, either)),
+            1 => p.spec(term("podAffinity", apps[rnd(3) as usize], key, either)),
             _ => p,
         }
     };

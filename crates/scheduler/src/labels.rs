@@ -104,6 +104,16 @@ impl Selector {
         }
     }
 
+    /// A `key = value` every selected set of labels must have (a `matchLabels` pair or
+    /// an `In` with one value), to look candidates up in an index instead of testing
+    /// every set.
+    pub fn required_pair(&self) -> Option<(&str, &str)> {
+        self.reqs.iter().find_map(|r| match &r.op {
+            Op::In(values) if values.len() == 1 => Some((r.key.as_str(), values[0].as_str())),
+            _ => None,
+        })
+    }
+
     pub fn push(&mut self, r: Requirement) {
         self.reqs.push(r);
     }

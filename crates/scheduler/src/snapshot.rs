@@ -11,6 +11,9 @@
 //! indexes are kept pod by pod: the required anti-affinity terms of running pods,
 //! grouped by term, with per-topology-domain counts; and, for the terms of pods being
 //! scheduled ([`Snapshot::warm`]), how many running pods each term selects per domain.
+//! Those counts start from a third index, bound pods by label, when the term's selector
+//! needs a `key = value`: thousands of small anti-affinity groups would otherwise each
+//! rescan every pod once the count cache turns over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -100,6 +103,10 @@ pub struct Snapshot {
     pods_with_scoring_affinity: usize,
     anti_groups: HashMap<(TermScope, String), AntiGroup>,
     term_counts: HashMap<Vec<TermScope>, TermCounts>,
+    /// Bound pods by label: key → value → pod key → pod. Counting the pods of a term
+    /// whose selector needs a `key = value` looks at those pods only, not at every pod
+    /// (thousands of anti-affinity groups of a few pods each otherwise rescan them all).
+    by_label: HashMap<String, HashMap<String, HashMap<String, Arc<PodInfo>>>>,
     /// Where the next pod's filtering starts, so that with sampling every node gets its
     /// turn (upstream's `nextStartNodeIndex`).
     pub next_start: usize,
@@ -221,14 +228,30 @@ impl Snapshot {
         }
         keys.push(key.to_string());
         let mut pairs = PairMap::new();
-        for node in &self.nodes {
-            for p in &node.pods {
-                let ns_labels = self.namespaces.get(&p.namespace).unwrap_or(&self.empty);
-                if scopes.iter().all(|s| s.matches(p, ns_labels)) {
-                    for k in &keys {
-                        if let Some(v) = node.labels().get(k) {
-                            bump_pair(&mut pairs, k, v, 1);
-                        }
+        let mut count = |p: &PodInfo, node: &NodeInfo| {
+            let ns_labels = self.namespaces.get(&p.namespace).unwrap_or(&self.empty);
+            if scopes.iter().all(|s| s.matches(p, ns_labels)) {
+                for k in &keys {
+                    if let Some(v) = node.labels().get(k) {
+                        bump_pair(&mut pairs, k, v, 1);
+                    }
+                }
+            }
+        };
+        match scopes.iter().find_map(|s| s.selector.required_pair()) {
+            Some((k, v)) => {
+                let candidates = self.by_label.get(k).and_then(|values| values.get(v));
+                for p in candidates.into_iter().flat_map(HashMap::values) {
+                    // Pods on nodes not seen yet count once their node shows up.
+                    if let Some(&i) = self.index.get(&p.node_name) {
+                        count(p, &self.nodes[i]);
+                    }
+                }
+            }
+            None => {
+                for node in &self.nodes {
+                    for p in &node.pods {
+                        count(p, node);
                     }
                 }
             }
@@ -290,6 +313,10 @@ impl Snapshot {
         if pod.has_scoring_affinity() {
             self.pods_with_scoring_affinity += 1;
         }
+        for (k, v) in &pod.labels {
+            let pods = self.by_label.entry(k.clone()).or_default().entry(v.clone()).or_default();
+            pods.insert(key.clone(), pod.clone());
+        }
         self.placed.insert(key, pod.node_name.clone());
         match self.index.get(&pod.node_name) {
             Some(&i) => {
@@ -322,10 +349,22 @@ impl Snapshot {
                 Some(p)
             }
         };
-        if let Some(p) = &removed
-            && p.has_scoring_affinity()
-        {
-            self.pods_with_scoring_affinity -= 1;
+        if let Some(p) = &removed {
+            if p.has_scoring_affinity() {
+                self.pods_with_scoring_affinity -= 1;
+            }
+            for (k, v) in &p.labels {
+                let Some(values) = self.by_label.get_mut(k) else { continue };
+                if let Some(pods) = values.get_mut(v) {
+                    pods.remove(key);
+                    if pods.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    self.by_label.remove(k);
+                }
+            }
         }
         removed
     }
