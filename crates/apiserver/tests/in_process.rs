@@ -1,0 +1,97 @@
+//! The in-process transport (`RunningServer::in_process`) is the API, not a side door:
+//! requests through it run as the user it carries (anonymous ones are refused), go
+//! through admission, and watches stream as over HTTPS.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use rkube_apiserver::auth::UserInfo;
+use rkube_apiserver::{Config, RunningServer};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+async fn start(dir: &std::path::Path) -> RunningServer {
+    rkube_apiserver::run(Config {
+        data_dir: dir.to_path_buf(),
+        bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 0,
+        kubeconfig: None,
+        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+        tls_sans: Vec::new(),
+        compaction_interval: Duration::ZERO,
+        default_tolerations: Default::default(),
+    })
+    .await
+    .expect("server starts")
+}
+
+fn user(name: &str, groups: &[&str]) -> UserInfo {
+    let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    groups.push("system:authenticated".into());
+    UserInfo { username: name.into(), groups }
+}
+
+async fn call(server: &RunningServer, who: &UserInfo, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
+        .unwrap();
+    let resp = server.in_process(who.clone()).oneshot(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_requests_are_authenticated_admitted_and_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let admin = user("admin", &["system:masters"]);
+
+    // The request runs as the transport's user, as a client certificate would make it.
+    let scheduler = user("system:kube-scheduler", &[]);
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+    let (code, me) =
+        call(&server, &scheduler, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", Some(review)).await;
+    assert_eq!(code, 201, "{me}");
+    assert_eq!(me["status"]["userInfo"]["username"], "system:kube-scheduler");
+    assert_eq!(me["status"]["userInfo"]["groups"], json!(["system:authenticated"]));
+    let (code, list) = call(&server, &scheduler, "GET", "/api/v1/nodes", None).await;
+    assert_eq!((code, list["kind"].as_str()), (200, Some("NodeList")), "{list}");
+    // Without a user, the request is anonymous and refused like one over HTTPS.
+    let (code, status) = call(&server, &UserInfo::anonymous(), "GET", "/api/v1/nodes", None).await;
+    assert!(code == 401 || code == 403, "{code} {status}");
+    assert_eq!(status["kind"], "Status");
+
+    // A watch streams what another in-process request writes, with admission applied
+    // (uid, resourceVersion, managed fields by the request's field manager).
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps?watch=true").body(Body::empty()).unwrap();
+    let watch = server.in_process(admin.clone()).oneshot(req).await.unwrap();
+    assert_eq!(watch.status(), 200);
+    let mut body = watch.into_body();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen"}, "data": {"k": "v"}});
+    let (code, created) =
+        call(&server, &admin, "POST", "/api/v1/namespaces/default/configmaps?fieldManager=probe", Some(cm)).await;
+    assert_eq!(code, 201, "{created}");
+    assert!(created["metadata"]["uid"].is_string());
+    assert_eq!(created["metadata"]["managedFields"][0]["manager"], "probe");
+    let frame =
+        tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("a watch event").unwrap().unwrap();
+    let line: Value = serde_json::from_slice(frame.data_ref().expect("data")).unwrap();
+    assert_eq!(line["type"], "ADDED");
+    assert_eq!(line["object"]["metadata"]["name"], "seen");
+    assert_eq!(line["object"]["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+
+    // Bad input gets the same answer as over HTTPS.
+    let (code, status) =
+        call(&server, &admin, "POST", "/api/v1/namespaces/default/configmaps", Some(json!({"kind": "ConfigMap"})))
+            .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["kind"], "Status");
+    server.shutdown().await;
+}
