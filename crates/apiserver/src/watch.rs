@@ -77,34 +77,6 @@ impl Filter {
     }
 }
 
-/// A watch event of a metadata-only watch, serialized from the stored object in place.
-#[derive(serde::Serialize)]
-struct PartialLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    object: PartialObject<'a>,
-}
-
-/// `PartialObjectMetadata` borrowing the metadata of a stored object.
-#[derive(serde::Serialize)]
-struct PartialObject<'a> {
-    kind: &'static str,
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    metadata: &'a Value,
-}
-
-impl<'a> PartialObject<'a> {
-    fn of(stored: &'a Value) -> Self {
-        static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
-        PartialObject {
-            kind: "PartialObjectMetadata",
-            api_version: "meta.k8s.io/v1",
-            metadata: stored.get("metadata").unwrap_or(&EMPTY),
-        }
-    }
-}
-
 struct Encoder {
     def: &'static ResourceDef,
     rendering: Rendering,
@@ -114,19 +86,13 @@ struct Encoder {
 
 impl Encoder {
     fn encode(&mut self, kind: &str, stored: &Value) -> Option<String> {
-        if self.rendering == Rendering::PartialMetadata {
-            // Metadata is the same in every version: no conversion, and no copy of the
-            // object (the garbage collector watches every resource this way).
-            let line = PartialLine { kind, object: PartialObject::of(stored) };
-            let mut line = serde_json::to_string(&line).ok()?;
-            line.push('\n');
-            return Some(line);
-        }
-        let obj = to_served(self.def, stored).ok()?;
         let object = match self.rendering {
-            Rendering::Object => obj,
-            Rendering::PartialMetadata => partial_metadata(&obj),
+            // Metadata is the same in every version: no conversion, and only the
+            // metadata is copied (the garbage collector watches every resource this way).
+            Rendering::PartialMetadata => partial_metadata(stored),
+            Rendering::Object => to_served(self.def, stored).ok()?,
             Rendering::Table => {
+                let obj = to_served(self.def, stored).ok()?;
                 let rv = meta::resource_version(&obj).unwrap_or("").to_string();
                 let t = table(self.def, &[obj], json!({"resourceVersion": rv}), self.include, !self.sent_columns);
                 self.sent_columns = true;

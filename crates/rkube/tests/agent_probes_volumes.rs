@@ -72,25 +72,6 @@ fn wait_log(path: &PathBuf, marker: &str) -> String {
 }
 
 /// Every path under `dir`.
-/// The log without its colour codes.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(ch) = chars.next() {
-        if ch == '\u{1b}' {
-            // `ESC [ ... m`
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -444,7 +425,7 @@ fn volumes_are_visible_in_containers() {
             let left: Vec<String> =
                 walk(&pod_dir).iter().map(|p| p.strip_prefix(&pod_dir).unwrap_or(p).display().to_string()).collect();
             let mounted: Vec<&str> = mounts.lines().filter(|l| l.contains(&dir)).collect();
-            let log = strip_ansi(&c.log());
+            let log = c.log();
             let said: Vec<&str> = log.lines().filter(|l| l.contains(&uid) || l.contains("tear down")).collect();
             let lines: Vec<&str> = log.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
