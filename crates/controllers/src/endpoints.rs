@@ -43,6 +43,7 @@ use crate::endpointslice::{
     service_watch, should_pod_be_in_endpoints, should_set_hostname, until_ready,
 };
 use crate::events::Recorder;
+use crate::informer::Cache;
 use crate::workload::is_pod_ready;
 use crate::workqueue::Backoffs;
 
@@ -259,7 +260,7 @@ fn non_empty_map(m: BTreeMap<String, String>) -> Option<BTreeMap<String, String>
 
 struct State {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Cache<Pod>,
     endpoints: Store<Endpoints>,
     /// Per Service, the resourceVersion of the Endpoints our last write replaced
     /// (upstream's `staleEndpointsTracker`): while the cache still shows it, the cache
@@ -287,8 +288,8 @@ pub fn run(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
                 let _ = deleted_tx.send((svc.namespace().unwrap_or_default(), svc.name_any()));
             }
         });
-        let (pods, pod_writer) = reflector::store();
-        let pod_triggers = pod_triggers(client.clone(), pod_writer, services.clone(), listed.clone());
+        let pods = ctx.pods.cache();
+        let pod_triggers = pod_triggers(ctx.pods.subscribe(), services.clone(), listed.clone());
         // Endpoints changed or deleted behind our back are put back.
         let (endpoints, endpoints_writer) = reflector::store();
         let endpoints_events = watcher(Api::<Endpoints>::all(client.clone()), watcher::Config::default())
@@ -380,7 +381,7 @@ async fn reconcile(svc: Arc<Service>, st: Arc<State>) -> Result<Action, Error> {
 }
 
 async fn sync(svc: &Service, st: &State, ns: &str, key: &str) -> Result<Action, Error> {
-    until_ready(&st.pods).await;
+    st.pods.wait_until_ready().await;
     until_ready(&st.endpoints).await;
     // Selector-less Services keep the Endpoints their users (or the apiserver, for
     // `default/kubernetes`) write.

@@ -42,6 +42,7 @@ use tracing::Instrument;
 
 use crate::Context;
 use crate::events::Recorder;
+use crate::informer::{Cache, Change};
 use crate::workload::{controller_ref, is_pod_ready};
 use crate::workqueue::Backoffs;
 
@@ -150,7 +151,7 @@ pub struct ServicePods {
 
 impl ServicePods {
     /// The Services to sync after a pod event.
-    pub fn services_for(&self, services: &Store<Service>, event: &watcher::Event<Pod>) -> Vec<ObjectRef<Service>> {
+    pub fn services_for(&self, services: &Store<Service>, event: &Change<Pod>) -> Vec<ObjectRef<Service>> {
         let mut by_pod = self.by_pod.lock().unwrap_or_else(|e| e.into_inner());
         match event {
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
@@ -206,11 +207,10 @@ fn selecting(services: &Store<Service>, pod: &Pod) -> HashSet<ObjectRef<Service>
 }
 
 /// The pods of the Service's namespace it selects.
-pub fn selected_pods(pods: &Store<Pod>, svc: &Service) -> Vec<Arc<Pod>> {
+pub fn selected_pods(pods: &Cache<Pod>, svc: &Service) -> Vec<Arc<Pod>> {
     let empty = BTreeMap::new();
-    pods.state()
+    pods.in_namespace(svc.metadata.namespace.as_deref().unwrap_or_default())
         .into_iter()
-        .filter(|p| p.metadata.namespace == svc.metadata.namespace)
         .filter(|p| selects(svc, p.metadata.labels.as_ref().unwrap_or(&empty)))
         .collect()
 }
@@ -257,19 +257,14 @@ where
     while tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await.is_err() {}
 }
 
-/// A stream of the Services to sync, from a watch of every pod.
+/// A stream of the Services to sync, from the shared pod watch.
 pub fn pod_triggers(
-    client: kube::Client,
-    pods: reflector::store::Writer<Pod>,
+    pods: impl futures::Stream<Item = Change<Pod>> + Send + 'static,
     services: Store<Service>,
     mut listed: tokio::sync::watch::Receiver<bool>,
 ) -> impl futures::Stream<Item = ObjectRef<Service>> + Send + 'static {
     let memory = ServicePods::default();
-    let events = watcher(Api::<Pod>::all(client), watcher::Config::default())
-        .default_backoff()
-        .reflect(pods)
-        .filter_map(|event| futures::future::ready(event.ok()))
-        .flat_map(move |event| futures::stream::iter(memory.services_for(&services, &event)));
+    let events = pods.flat_map(move |event| futures::stream::iter(memory.services_for(&services, &event)));
     // Pods are mapped to Services only once every Service is known, so the memory of
     // which Services selected a pod is complete from the start.
     futures::stream::once(async move {
@@ -608,7 +603,7 @@ impl Tracker {
 
 struct State {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Cache<Pod>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
     tracker: Tracker,
@@ -622,8 +617,8 @@ pub fn run(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
         let client = ctx.client.clone();
         let (service_events, services, listed) = service_watch(client.clone(), |_| {});
         let controller = Controller::for_stream(service_events, services.clone());
-        let (pods, pod_writer) = reflector::store();
-        let pod_triggers = pod_triggers(client.clone(), pod_writer, services, listed);
+        let pods = ctx.pods.cache();
+        let pod_triggers = pod_triggers(ctx.pods.subscribe(), services, listed);
         let (slices, slice_writer) = reflector::store();
         let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={CONTROLLER_NAME}"));
         let slice_events = watcher(Api::<EndpointSlice>::all(client.clone()), managed)
@@ -684,7 +679,7 @@ async fn reconcile(svc: Arc<Service>, st: Arc<State>) -> Result<Action, Error> {
 async fn sync(svc: &Service, st: &State, ns: &str, key: &str) -> Result<Action, Error> {
     // Planning against caches that have not finished their first list would delete
     // endpoints (or slices) that exist.
-    until_ready(&st.pods).await;
+    st.pods.wait_until_ready().await;
     until_ready(&st.nodes).await;
     until_ready(&st.slices).await;
     // Upstream: a Service being deleted is left to the garbage collector; ExternalName

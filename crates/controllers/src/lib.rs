@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 
 pub mod apiresources;
@@ -24,6 +25,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod garbagecollector;
+pub mod informer;
 pub mod leader;
 pub mod namespace;
 pub mod nodeipam;
@@ -68,6 +70,8 @@ impl Default for Options {
 pub struct Context {
     pub client: Client,
     pub options: Options,
+    /// Every pod, watched once for all the controllers that follow pods.
+    pub pods: informer::Informer<Pod>,
 }
 
 /// A controller's main loop: runs until its task is aborted.
@@ -90,9 +94,8 @@ pub static CONTROLLERS: &[(&str, ControllerLoop)] = &[
 
 /// Competes for leadership and runs every controller while leading.
 pub async fn run(client: Client, options: Options, identity: String) {
-    let ctx = Arc::new(Context { client: client.clone(), options });
     let mut elector = leader::LeaderElector::start(
-        client,
+        client.clone(),
         "kube-system",
         "kube-controller-manager",
         &identity,
@@ -102,6 +105,8 @@ pub async fn run(client: Client, options: Options, identity: String) {
         elector.acquired().await;
         tracing::info!(%identity, "leading: starting controllers");
         let mut tasks = tokio::task::JoinSet::new();
+        let ctx = Arc::new(Context { client: client.clone(), options: options.clone(), pods: Default::default() });
+        tasks.spawn(ctx.pods.clone().run(kube::Api::all(client.clone()), Default::default()));
         for (name, start) in CONTROLLERS {
             let ctx = ctx.clone();
             let name = *name;

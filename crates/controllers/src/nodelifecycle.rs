@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::Context;
 use crate::events::Recorder;
+use crate::informer::Cache;
 
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -164,12 +165,12 @@ pub fn run(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
         let client = ctx.client.clone();
         let nodes = cache(Api::<Node>::all(client.clone()));
         let leases = cache(Api::<Lease>::namespaced(client.clone(), "kube-node-lease"));
-        let pods = cache(Api::<Pod>::all(client.clone()));
+        let pods = ctx.pods.cache();
         let recorder = Recorder::new(client.clone(), "node-controller");
         // A cache that never fills (its watch failing) leaves the loop idle, not wrong.
         let _ = nodes.wait_until_ready().await;
         let _ = leases.wait_until_ready().await;
-        let _ = pods.wait_until_ready().await;
+        pods.wait_until_ready().await;
         let mut tick = tokio::time::interval(ctx.options.node_monitor_period);
         loop {
             tick.tick().await;
@@ -184,7 +185,7 @@ async fn monitor(
     ctx: &Context,
     nodes: &Store<Node>,
     leases: &Store<Lease>,
-    pods: &Store<Pod>,
+    pods: &Cache<Pod>,
     recorder: &Recorder,
 ) -> Result<(), Error> {
     let now = Timestamp::now();

@@ -20,16 +20,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::{BoxFuture, join_all};
-use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -37,6 +37,7 @@ use tracing::Instrument;
 
 use crate::Context;
 use crate::events::Recorder;
+use crate::informer::{Cache, Change};
 use crate::workload::{
     api_now, available_since, controller_of, controller_ref, event_action, is_pod_active, is_pod_available,
     is_pod_ready, ready_condition, selector_matches,
@@ -153,7 +154,7 @@ impl PodObserver {
         PodObserver { expectations, known: HashMap::new(), relist: None }
     }
 
-    fn observe(&mut self, event: &watcher::Event<Pod>) {
+    fn observe(&mut self, event: &Change<Pod>) {
         match event {
             watcher::Event::Apply(pod) => {
                 if let Some((uid, entry)) = self.seen(pod) {
@@ -459,7 +460,7 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
 
 struct State {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Cache<Pod>,
     rses: Store<ReplicaSet>,
     expectations: Arc<Expectations>,
     recorder: Recorder,
@@ -470,19 +471,22 @@ struct State {
 pub fn run(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
     Box::pin(async move {
         let client = ctx.client.clone();
-        let (pods, writer) = reflector::store();
+        let pods = ctx.pods.cache();
         let expectations = Arc::new(Expectations::default());
         let mut observer = PodObserver::new(expectations.clone());
-        let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .reflect(writer)
-            .map_ok(move |event| {
-                observer.observe(&event);
-                event
-            })
-            .touched_objects();
         let controller = Controller::new(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default());
         let rses = controller.store();
+        let owners = rses.clone();
+        let pod_triggers = ctx.pods.subscribe().flat_map(move |event| {
+            observer.observe(&event);
+            let rses = match &event {
+                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod) => {
+                    replicasets_for(&owners, pod)
+                }
+                watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+            };
+            futures::stream::iter(rses)
+        });
         let state = Arc::new(State {
             recorder: Recorder::new(client.clone(), "replicaset-controller"),
             client,
@@ -492,7 +496,7 @@ pub fn run(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
             backoff: Backoffs::new(Duration::from_millis(200), Duration::from_secs(60)),
         });
         controller
-            .watches_stream(pod_events, move |pod| replicasets_for(&rses, &pod))
+            .reconcile_on(pod_triggers)
             .run(reconcile, error_policy, state)
             .for_each(|_| futures::future::ready(()))
             .await;
@@ -524,9 +528,9 @@ async fn reconcile(rs: Arc<ReplicaSet>, st: Arc<State>) -> Result<Action, Error>
 async fn sync(rs: &ReplicaSet, st: &State, ns: &str, key: &str) -> Result<Action, Error> {
     // Counting against a cache that has not finished its first list would create pods
     // that already exist.
-    let _ = st.pods.wait_until_ready().await;
+    st.pods.wait_until_ready().await;
     let now = Timestamp::now();
-    let pods: Vec<Arc<Pod>> = st.pods.state().into_iter().filter(|p| p.namespace().as_deref() == Some(ns)).collect();
+    let pods: Vec<Arc<Pod>> = st.pods.in_namespace(ns);
     let active: Vec<&Pod> = pods.iter().map(AsRef::as_ref).filter(|p| is_pod_active(p)).collect();
     let c = claim(rs, &active);
     let pod_api: Api<Pod> = Api::namespaced(st.client.clone(), ns);
@@ -961,25 +965,25 @@ mod tests {
         let exp = Arc::new(Expectations::default());
         let mut obs = PodObserver::new(exp.clone());
         obs.observe(&watcher::Event::Init);
-        obs.observe(&watcher::Event::InitApply(running("a", 0).pod()));
+        obs.observe(&watcher::Event::InitApply(running("a", 0).pod().into()));
         obs.observe(&watcher::Event::InitDone);
         assert!(exp.satisfied("default/web"));
 
         exp.expect_creations("default/web", 2);
         assert!(!exp.satisfied("default/web"));
-        obs.observe(&watcher::Event::Apply(running("b", 0).pod()));
+        obs.observe(&watcher::Event::Apply(running("b", 0).pod().into()));
         // An update of a known pod is no creation.
-        obs.observe(&watcher::Event::Apply(running("a", 1).pod()));
+        obs.observe(&watcher::Event::Apply(running("a", 1).pod().into()));
         assert!(!exp.satisfied("default/web"));
-        obs.observe(&watcher::Event::Apply(running("c", 0).pod()));
+        obs.observe(&watcher::Event::Apply(running("c", 0).pod().into()));
         assert!(exp.satisfied("default/web"));
 
         exp.expect_deletions("default/web", &["a".into(), "b".into()]);
-        obs.observe(&watcher::Event::Apply(P { deleting: true, ..running("a", 0) }.pod()));
+        obs.observe(&watcher::Event::Apply(P { deleting: true, ..running("a", 0) }.pod().into()));
         assert!(!exp.satisfied("default/web"));
         // "b" vanished while the watch was down: the relist shows it gone.
         obs.observe(&watcher::Event::Init);
-        obs.observe(&watcher::Event::InitApply(running("c", 0).pod()));
+        obs.observe(&watcher::Event::InitApply(running("c", 0).pod().into()));
         obs.observe(&watcher::Event::InitDone);
         assert!(exp.satisfied("default/web"));
     }
