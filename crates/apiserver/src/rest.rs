@@ -7,6 +7,7 @@
 //! object was read at; a lost race without a client precondition is retried, as
 //! upstream's `GuaranteedUpdate` does.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rkube_apimachinery::selector::{FieldSelector, LabelSelector};
@@ -164,6 +165,12 @@ fn has_status(def: &ResourceDef) -> bool {
 /// Converts a stored object into `def`'s served version.
 pub fn to_served(def: &ResourceDef, stored: &Value) -> Result<Value, ApiError> {
     into_served(def, stored.clone())
+}
+
+/// Whether `def`'s version is its storage version, so a stored object is served as is.
+fn stored_as_served(def: &ResourceDef) -> bool {
+    let storage = storage_def(def);
+    (storage.group, storage.version) == (def.group, def.version)
 }
 
 /// [`to_served`] of an object the caller no longer needs (no copy).
@@ -415,17 +422,27 @@ impl Api {
 
     // === writes ===
 
-    async fn commit_create(&self, def: &ResourceDef, key: &str, obj: &Value) -> Result<Value, ApiError> {
-        let mut stored = obj.clone();
+    async fn commit_create(&self, def: &ResourceDef, key: &str, mut stored: Value) -> Result<Value, ApiError> {
         meta::metadata_mut(&mut stored).remove("resourceVersion");
         let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        let name = obj_name(&stored);
+        let expected = self.cache.expect_write(key, &bytes, stored);
         let kv = self.store.create(key, bytes).await.map_err(|e| match e {
-            StoreError::AlreadyExists { .. } => ApiError::already_exists(def.group, def.plural, &obj_name(obj)),
+            StoreError::AlreadyExists { .. } => ApiError::already_exists(def.group, def.plural, &name),
             e => store_error(e),
         })?;
         self.cache.wait_for(kv.mod_revision).await;
-        meta::metadata_mut(&mut stored).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-        Ok(stored)
+        drop(expected);
+        Ok(self.written(&kv))
+    }
+
+    /// The object a write of ours stored, as the cache holds it (decoded from the write's
+    /// bytes if the cache already moved on to a newer version).
+    fn written(&self, kv: &rkube_store::KeyValue) -> Value {
+        match self.cache.get(&kv.key) {
+            Some(c) if c.mod_revision == kv.mod_revision => (*c.obj).clone(),
+            _ => crate::cache::decode(kv, kv.mod_revision).unwrap_or(Value::Null),
+        }
     }
 
     /// Creates an object in `t`'s collection.
@@ -479,11 +496,11 @@ impl Api {
         let created = if def.plural == "services" && def.group.is_empty() {
             let _guard = self.service_alloc.lock().await;
             admission::allocate_service(self, None, &mut stored)?;
-            if opts.dry_run { stored } else { self.commit_create(storage, &k, &stored).await? }
+            if opts.dry_run { stored } else { self.commit_create(storage, &k, stored).await? }
         } else if opts.dry_run {
             stored
         } else {
-            self.commit_create(storage, &k, &stored).await?
+            self.commit_create(storage, &k, stored).await?
         };
         warnings.extend(admission::warnings(def, &created));
         Ok(WriteResult { code: 201, body: into_served(def, created)?, warnings })
@@ -551,11 +568,13 @@ impl Api {
         let sub = t.subresource.as_deref();
         for _ in 0..MAX_RETRIES {
             let current = self.cache.get(&k);
-            let current_served = match &current {
-                Some(c) => Some(to_served(def, &c.obj)?),
+            // Served as stored (most kinds): the cached object itself, not a copy.
+            let current_served: Option<Cow<'_, Value>> = match &current {
+                Some(c) if stored_as_served(def) => Some(Cow::Borrowed(&*c.obj)),
+                Some(c) => Some(Cow::Owned(to_served(def, &c.obj)?)),
                 None => None,
             };
-            let (mut new, mut warnings) = mutate(current_served.as_ref())?;
+            let (mut new, mut warnings) = mutate(current_served.as_deref())?;
             check_type(def, &mut new)?;
             let Some(old) = current_served else {
                 if !allow_create {
@@ -565,7 +584,7 @@ impl Api {
                 r.warnings.splice(0..0, warnings);
                 return Ok(r);
             };
-            let cur = current.expect("checked above");
+            let cur = current.as_ref().expect("checked above");
             // Identity checks.
             let new_name = obj_name(&new);
             if new_name != name {
@@ -601,7 +620,11 @@ impl Api {
             if sub != Some("binding") {
                 admission::validate_update(def, &new, &old)?;
             }
-            admission::record_managed_fields(def, Some(&old), &mut new, opts, sub);
+            // Upstream's binding writes the pod in storage directly, past the field
+            // manager: the scheduler owns no fields of the pods it binds.
+            if sub != Some("binding") {
+                admission::record_managed_fields(def, Some(&old), &mut new, opts, sub);
+            }
             let mut stored = to_storage(new, def).map_err(|e| ApiError::internal(e.to_string()))?;
             let _guard = if def.plural == "services" && def.group.is_empty() {
                 let g = self.service_alloc.lock().await;
@@ -652,11 +675,12 @@ impl Api {
             }
             meta::metadata_mut(&mut stored).remove("resourceVersion");
             let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+            let expected = self.cache.expect_write(&k, &bytes, stored);
             match self.store.update(&k, bytes, cur.mod_revision).await {
                 Ok(kv) => {
                     self.cache.wait_for(kv.mod_revision).await;
-                    meta::metadata_mut(&mut stored)
-                        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                    drop(expected);
+                    let stored = self.written(&kv);
                     warnings.extend(admission::warnings(def, &stored));
                     return Ok(WriteResult { code: 200, body: into_served(def, stored)?, warnings });
                 }

@@ -95,3 +95,37 @@ async fn in_process_requests_are_authenticated_admitted_and_watched() {
     assert_eq!(status["kind"], "Status");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_sets_the_node_and_condition_but_owns_no_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let admin = user("admin", &["system:masters"]);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let (code, _) =
+        call(&server, &admin, "POST", "/api/v1/namespaces/default/pods?fieldManager=creator", Some(pod)).await;
+    assert_eq!(code, 201);
+
+    let scheduler = user("system:kube-scheduler", &[]);
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
+    let uri = "/api/v1/namespaces/default/pods/p/binding?fieldManager=scheduler";
+    let (code, status) = call(&server, &scheduler, "POST", uri, Some(binding.clone())).await;
+    assert_eq!(code, 201, "{status}");
+
+    let (_, got) = call(&server, &admin, "GET", "/api/v1/namespaces/default/pods/p", None).await;
+    assert_eq!(got["spec"]["nodeName"], "n1");
+    assert_eq!(got["status"]["conditions"][0]["type"], "PodScheduled");
+    assert_eq!(got["status"]["conditions"][0]["status"], "True");
+    // As upstream, the binding is written past the field manager: the creator's entry
+    // is the only one.
+    let managers: Vec<&str> =
+        got["metadata"]["managedFields"].as_array().unwrap().iter().filter_map(|e| e["manager"].as_str()).collect();
+    assert_eq!(managers, ["creator"], "{}", got["metadata"]["managedFields"]);
+
+    // A bound pod is not bound again.
+    let (code, status) = call(&server, &scheduler, "POST", uri, Some(binding)).await;
+    assert_eq!(code, 409, "{status}");
+    assert!(status["message"].as_str().unwrap().contains("already assigned to node \"n1\""), "{status}");
+}
