@@ -179,7 +179,7 @@ impl Recorder {
                     reporting_instance: Some(self.controller.clone()),
                     ..Default::default()
                 };
-                api.create(&PostParams::default(), &event).await.map(|_| ())
+                self.create_unread(&api, &event).await
             }
             Write::Series { name, count, .. } => {
                 let series = EventSeries { count, last_observed_time: MicroTime(now) };
@@ -193,6 +193,17 @@ impl Recorder {
                 m.forget(&key);
             }
         }
+    }
+}
+
+impl Recorder {
+    /// POSTs the event; its answer (the event again) is checked, not decoded.
+    async fn create_unread(&self, api: &Api<Event>, event: &Event) -> Result<(), kube::Error> {
+        let body = serde_json::to_vec(event).map_err(kube::Error::SerdeError)?;
+        let request = kube::core::Request::new(api.resource_url())
+            .create(&PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request_text(request).await.map(|_| ())
     }
 }
 

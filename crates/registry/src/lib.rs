@@ -71,7 +71,8 @@ where
     T: Serialize + DeserializeOwned + schemars::JsonSchema,
 {
     fn roundtrip(&self, value: &Value) -> Result<Value, serde_json::Error> {
-        let typed: T = serde_json::from_value(value.clone())?;
+        // Decoded from the borrowed tree: no copy of the input.
+        let typed = T::deserialize(value)?;
         serde_json::to_value(typed)
     }
 

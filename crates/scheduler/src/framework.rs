@@ -56,13 +56,14 @@ pub fn schedule(pod: &PodInfo, snap: &Snapshot) -> Result<Placement, FitError> {
     }
     let cx = Cycle::new(pod, snap);
 
-    // PreFilter.
-    let (candidates, absent): (Vec<&NodeInfo>, usize) = match node_affinity::pre_filter(pod) {
-        node_affinity::PreFilter::AllNodes => (nodes.iter().collect(), 0),
+    // PreFilter. Most pods may go anywhere: the snapshot's own slice, not a list of
+    // references to every node built per pod.
+    let (candidates, absent) = match node_affinity::pre_filter(pod) {
+        node_affinity::PreFilter::AllNodes => (Candidates::All(nodes), 0),
         node_affinity::PreFilter::Only(names) => {
             let c: Vec<&NodeInfo> = names.iter().filter_map(|n| snap.node(n)).collect();
             let absent = nodes.len() - c.len();
-            (c, absent)
+            (Candidates::Only(c), absent)
         }
         node_affinity::PreFilter::Reject => {
             return Err(diagnose(&cx, Vec::new(), 0, Some(node_affinity::ERR_REASON_CONFLICT)));
@@ -81,7 +82,7 @@ pub fn schedule(pod: &PodInfo, snap: &Snapshot) -> Result<Placement, FitError> {
         if feasible.len() >= to_find {
             break;
         }
-        let node = candidates[(start + i) % n];
+        let node = candidates.get((start + i) % n);
         match run_filters(&cx, &spread, &inter, node) {
             None => feasible.push(node),
             Some(status) => failed.push((node, status)),
@@ -102,6 +103,28 @@ pub fn schedule(pod: &PodInfo, snap: &Snapshot) -> Result<Placement, FitError> {
         }
     }
     Ok(Placement { node: feasible[best].name().to_string(), evaluated })
+}
+
+/// The nodes a pod may go to after PreFilter.
+enum Candidates<'a> {
+    All(&'a [NodeInfo]),
+    Only(Vec<&'a NodeInfo>),
+}
+
+impl<'a> Candidates<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Candidates::All(n) => n.len(),
+            Candidates::Only(n) => n.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &'a NodeInfo {
+        match self {
+            Candidates::All(n) => &n[i],
+            Candidates::Only(n) => n[i],
+        }
+    }
 }
 
 /// The filters of the default profile in upstream's order; the first failure wins.

@@ -13,43 +13,63 @@ use rkube_registry::ResourceDef;
 const MAX_REPORTED: usize = 100;
 
 pub(crate) fn unknown_fields(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, String> {
-    let mut input = obj.clone();
     // The type checks apiVersion/kind; the apiserver checks those against the URL itself,
-    // so only the served ones are given to the decoder.
-    if let Some(m) = input.as_object_mut() {
-        m.insert("apiVersion".into(), Value::String(def.api_version()));
-        m.insert("kind".into(), Value::String(def.kind.to_string()));
-    }
-    let output = def.typed.roundtrip(&input).map_err(|e| e.to_string())?;
+    // so only the served ones are given to the decoder (a copy only when they differ).
+    let api_version = def.api_version();
+    let served = obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str())
+        && obj.get("kind").and_then(Value::as_str) == Some(def.kind);
+    let fixed;
+    let input = if served {
+        obj
+    } else {
+        let mut copy = obj.clone();
+        if let Some(m) = copy.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(api_version));
+            m.insert("kind".into(), Value::String(def.kind.to_string()));
+        }
+        fixed = copy;
+        &fixed
+    };
+    let output = def.typed.roundtrip(input).map_err(|e| e.to_string())?;
     let mut found = Vec::new();
-    walk(&input, &output, "", &mut found);
+    walk(input, &output, &mut String::new(), &mut found);
     Ok(found)
 }
 
-fn walk(input: &Value, output: &Value, path: &str, found: &mut Vec<String>) {
+/// Compares `input` with what the typed round trip kept of it. `path` is the dotted path
+/// of `input`, built in place (every pod write walks every field: no string per field).
+fn walk(input: &Value, output: &Value, path: &mut String, found: &mut Vec<String>) {
     if found.len() >= MAX_REPORTED {
         return;
     }
+    let len = path.len();
     match (input, output) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, av) in a {
                 if av.is_null() {
                     continue;
                 }
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
                 match b.get(k) {
-                    Some(bv) => walk(av, bv, &child, found),
+                    Some(bv) => walk(av, bv, path, found),
                     None => {
-                        if found.len() < MAX_REPORTED && !found.contains(&child) {
-                            found.push(child);
+                        if found.len() < MAX_REPORTED && !found.iter().any(|f| f == path) {
+                            found.push(path.clone());
                         }
                     }
                 }
+                path.truncate(len);
             }
         }
         (Value::Array(a), Value::Array(b)) => {
             for (i, (av, bv)) in a.iter().zip(b).enumerate() {
-                walk(av, bv, &format!("{path}[{i}]"), found);
+                use std::fmt::Write;
+                let _ = write!(path, "[{i}]");
+                walk(av, bv, path, found);
+                path.truncate(len);
             }
         }
         _ => {}

@@ -139,7 +139,7 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, batch: Vec<Request>) {
-        if let Err(err) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(err) = self.run_cached("BEGIN IMMEDIATE") {
             let reason = format!("begin failed: {err}");
             batch.into_iter().for_each(|request| request.abort(&reason).send());
             return;
@@ -168,7 +168,7 @@ impl Writer {
 
         let outcome = match rolled_back {
             Some(reason) => Err(reason),
-            None => self.conn.execute_batch("COMMIT").map_err(|err| {
+            None => self.run_cached("COMMIT").map_err(|err| {
                 let reason = format!("commit failed: {err}");
                 if !self.conn.is_autocommit() {
                     // Nothing else can be done if this fails too; the next BEGIN reports it.
@@ -195,6 +195,12 @@ impl Writer {
                 answers.into_iter().for_each(|answer| answer.fail(&reason).send());
             }
         }
+    }
+
+    /// Runs a statement without parameters from the statement cache (one parse per
+    /// connection, not one per batch).
+    fn run_cached(&self, statement: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(statement)?.execute([]).map(|_| ())
     }
 
     fn apply(&self, pending: &mut Pending, request: Request) -> Answer {
