@@ -88,7 +88,8 @@ impl FieldValidation {
 #[derive(Debug)]
 pub struct WriteResult {
     pub code: u16,
-    pub body: Value,
+    /// Shared: a write's answer is usually the object as the watch cache now holds it.
+    pub body: Arc<Value>,
     pub warnings: Vec<String>,
 }
 
@@ -165,6 +166,14 @@ fn has_status(def: &ResourceDef) -> bool {
 /// Converts a stored object into `def`'s served version.
 pub fn to_served(def: &ResourceDef, stored: &Value) -> Result<Value, ApiError> {
     into_served(def, stored.clone())
+}
+
+/// A stored object in `def`'s version: the same one when stored as served (no copy).
+fn served(def: &ResourceDef, stored: Arc<Value>) -> Result<Arc<Value>, ApiError> {
+    if stored_as_served(def) {
+        return Ok(stored);
+    }
+    Ok(Arc::new(into_served(def, Arc::unwrap_or_clone(stored))?))
 }
 
 /// Whether `def`'s version is its storage version, so a stored object is served as is.
@@ -296,8 +305,9 @@ impl Api {
         self.cache.get(&key(def, ns, name)).map(|c| ((*c.obj).clone(), c.mod_revision))
     }
 
-    pub fn namespace_exists(&self, ns: &str) -> Option<Value> {
-        self.cache.get(&format!("/registry/namespaces/{ns}")).map(|c| (*c.obj).clone())
+    /// The namespace as cached (shared, not copied: every create in a namespace reads it).
+    pub fn namespace_exists(&self, ns: &str) -> Option<Arc<Value>> {
+        self.cache.get(&format!("/registry/namespaces/{ns}")).map(|c| c.obj)
     }
 
     // === reads ===
@@ -422,7 +432,7 @@ impl Api {
 
     // === writes ===
 
-    async fn commit_create(&self, def: &ResourceDef, key: &str, mut stored: Value) -> Result<Value, ApiError> {
+    async fn commit_create(&self, def: &ResourceDef, key: &str, mut stored: Value) -> Result<Arc<Value>, ApiError> {
         meta::metadata_mut(&mut stored).remove("resourceVersion");
         let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
         let name = obj_name(&stored);
@@ -438,10 +448,10 @@ impl Api {
 
     /// The object a write of ours stored, as the cache holds it (decoded from the write's
     /// bytes if the cache already moved on to a newer version).
-    fn written(&self, kv: &rkube_store::KeyValue) -> Value {
+    fn written(&self, kv: &rkube_store::KeyValue) -> Arc<Value> {
         match self.cache.get(&kv.key) {
-            Some(c) if c.mod_revision == kv.mod_revision => (*c.obj).clone(),
-            _ => crate::cache::decode(kv, kv.mod_revision).unwrap_or(Value::Null),
+            Some(c) if c.mod_revision == kv.mod_revision => c.obj,
+            _ => Arc::new(crate::cache::decode(kv, kv.mod_revision).unwrap_or(Value::Null)),
         }
     }
 
@@ -496,14 +506,14 @@ impl Api {
         let created = if def.plural == "services" && def.group.is_empty() {
             let _guard = self.service_alloc.lock().await;
             admission::allocate_service(self, None, &mut stored)?;
-            if opts.dry_run { stored } else { self.commit_create(storage, &k, stored).await? }
+            if opts.dry_run { Arc::new(stored) } else { self.commit_create(storage, &k, stored).await? }
         } else if opts.dry_run {
-            stored
+            Arc::new(stored)
         } else {
             self.commit_create(storage, &k, stored).await?
         };
         warnings.extend(admission::warnings(def, &created));
-        Ok(WriteResult { code: 201, body: into_served(def, created)?, warnings })
+        Ok(WriteResult { code: 201, body: served(def, created)?, warnings })
     }
 
     fn resolve_namespace(
@@ -649,12 +659,12 @@ impl Api {
                     || stored["spec"]["finalizers"].as_array().is_none_or(|f| f.is_empty()));
             if deleting {
                 if opts.dry_run {
-                    return Ok(WriteResult { code: 200, body: to_served(def, &stored)?, warnings });
+                    return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), warnings });
                 }
                 match self.store.delete(&k, cur.mod_revision).await {
                     Ok(kv) => {
                         self.cache.wait_for(kv.mod_revision).await;
-                        return Ok(WriteResult { code: 200, body: to_served(def, &stored)?, warnings });
+                        return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), warnings });
                     }
                     Err(StoreError::Conflict { current, .. }) => {
                         if let Some(c) = current {
@@ -668,10 +678,10 @@ impl Api {
             }
             if same_object(&stored, &cur.obj) {
                 // Nothing changed: no write, same resourceVersion (as upstream).
-                return Ok(WriteResult { code: 200, body: to_served(def, &cur.obj)?, warnings });
+                return Ok(WriteResult { code: 200, body: served(def, cur.obj.clone())?, warnings });
             }
             if opts.dry_run {
-                return Ok(WriteResult { code: 200, body: to_served(def, &stored)?, warnings });
+                return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), warnings });
             }
             meta::metadata_mut(&mut stored).remove("resourceVersion");
             let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -682,7 +692,7 @@ impl Api {
                     drop(expected);
                     let stored = self.written(&kv);
                     warnings.extend(admission::warnings(def, &stored));
-                    return Ok(WriteResult { code: 200, body: into_served(def, stored)?, warnings });
+                    return Ok(WriteResult { code: 200, body: served(def, stored)?, warnings });
                 }
                 Err(StoreError::Conflict { current, .. }) => {
                     if user_rv.is_some() {
@@ -881,7 +891,7 @@ impl Api {
                     marked["status"]["phase"] = json!("Terminating");
                 }
                 if marked == obj || opts.dry_run {
-                    return Ok(WriteResult { code: 200, body: to_served(def, &marked)?, warnings: vec![] });
+                    return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &marked)?), warnings: vec![] });
                 }
                 meta::metadata_mut(&mut marked).remove("resourceVersion");
                 let bytes = serde_json::to_vec(&marked).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -890,7 +900,11 @@ impl Api {
                         self.cache.wait_for(kv.mod_revision).await;
                         meta::metadata_mut(&mut marked)
                             .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                        return Ok(WriteResult { code: 200, body: to_served(def, &marked)?, warnings: vec![] });
+                        return Ok(WriteResult {
+                            code: 200,
+                            body: Arc::new(to_served(def, &marked)?),
+                            warnings: vec![],
+                        });
                     }
                     Err(StoreError::Conflict { current: Some(c), .. }) => {
                         self.cache.wait_for(c.mod_revision).await;
@@ -903,12 +917,12 @@ impl Api {
                 }
             }
             if opts.dry_run {
-                return Ok(WriteResult { code: 200, body: deleted_answer(def, &obj)?, warnings: vec![] });
+                return Ok(WriteResult { code: 200, body: Arc::new(deleted_answer(def, &obj)?), warnings: vec![] });
             }
             match self.store.delete(&k, cur.mod_revision).await {
                 Ok(kv) => {
                     self.cache.wait_for(kv.mod_revision).await;
-                    return Ok(WriteResult { code: 200, body: deleted_answer(def, &obj)?, warnings: vec![] });
+                    return Ok(WriteResult { code: 200, body: Arc::new(deleted_answer(def, &obj)?), warnings: vec![] });
                 }
                 Err(StoreError::Conflict { current: Some(c), .. }) => {
                     self.cache.wait_for(c.mod_revision).await;
@@ -940,7 +954,7 @@ impl Api {
             match self.delete(&target, opts).await {
                 // The list holds the objects, whatever a single DELETE would answer.
                 Ok(r) if r.body["kind"] == "Status" => deleted.push(Arc::unwrap_or_clone(item)),
-                Ok(r) => deleted.push(r.body),
+                Ok(r) => deleted.push(Arc::unwrap_or_clone(r.body)),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::body::Rendering;
 use crate::cache::{CacheEvent, decode};
 use crate::rest::{Api, Target, prefix, store_error, to_served};
-use crate::table::{IncludeObject, partial_metadata, table};
+use crate::table::{IncludeObject, table};
 
 /// Parameters of one watch.
 #[derive(Debug, Clone)]
@@ -87,9 +87,17 @@ struct Encoder {
 impl Encoder {
     fn encode(&mut self, kind: &str, stored: &Value) -> Option<String> {
         let object = match self.rendering {
-            // Metadata is the same in every version: no conversion, and only the
-            // metadata is copied (the garbage collector watches every resource this way).
-            Rendering::PartialMetadata => partial_metadata(stored),
+            // Metadata is the same in every version: no conversion, and the metadata is
+            // written from the stored object, not copied (the garbage collector watches
+            // every resource this way, so every pod write is encoded like this once).
+            Rendering::PartialMetadata => {
+                let empty = Value::Object(Default::default());
+                let metadata = stored.get("metadata").unwrap_or(&empty);
+                let event = MetadataEvent { kind, object: PartialMetadata::of(metadata) };
+                let mut line = serde_json::to_string(&event).ok()?;
+                line.push('\n');
+                return Some(line);
+            }
             Rendering::Object => to_served(self.def, stored).ok()?,
             Rendering::Table => {
                 let obj = to_served(self.def, stored).ok()?;
@@ -128,6 +136,29 @@ impl Encoder {
         }
         let obj = json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": metadata});
         format!("{}\n", json!({"type": "BOOKMARK", "object": obj}))
+    }
+}
+
+/// A watch event of `PartialObjectMetadata`, borrowing the stored metadata: the same
+/// JSON as `{"type": kind, "object": table::partial_metadata(obj)}`.
+#[derive(serde::Serialize)]
+struct MetadataEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: PartialMetadata<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct PartialMetadata<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: &'a Value,
+}
+
+impl<'a> PartialMetadata<'a> {
+    fn of(metadata: &'a Value) -> Self {
+        PartialMetadata { kind: "PartialObjectMetadata", api_version: "meta.k8s.io/v1", metadata }
     }
 }
 
@@ -269,6 +300,7 @@ async fn emit(filter: &Filter, enc: &mut Encoder, ev: &CacheEvent, tx: &mpsc::Se
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::partial_metadata;
 
     #[test]
     fn selector_transitions() {
@@ -288,6 +320,25 @@ mod tests {
         let (_, obj) = f.event(EventType::Put, &db, Some(&web)).unwrap();
         assert_eq!(obj["metadata"]["labels"]["app"], "web");
         assert_eq!(obj["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn metadata_events_are_encoded_as_partial_object_metadata() {
+        let pods = rkube_registry::lookup("", "v1", "pods").unwrap();
+        let mut enc = Encoder {
+            def: pods,
+            rendering: Rendering::PartialMetadata,
+            include: Default::default(),
+            sent_columns: false,
+        };
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "5",
+                   "labels": {"b": "2", "a": "1"}}, "spec": {"containers": []}}),
+            json!({"apiVersion": "v1", "kind": "Pod"}),
+        ] {
+            let want = format!("{}\n", json!({"type": "MODIFIED", "object": partial_metadata(&obj)}));
+            assert_eq!(enc.encode("MODIFIED", &obj).unwrap(), want);
+        }
     }
 
     #[test]
