@@ -24,15 +24,21 @@ impl UserInfo {
         self.username == "system:anonymous"
     }
 
+    /// An authenticated user in `groups`, and in `system:authenticated` as every
+    /// authenticated user is.
+    pub fn authenticated(username: impl Into<String>, groups: impl IntoIterator<Item = String>) -> UserInfo {
+        let mut groups: Vec<String> = groups.into_iter().collect();
+        groups.push("system:authenticated".into());
+        UserInfo { username: username.into(), groups }
+    }
+
     /// The identity in a verified client certificate.
     pub fn from_certificate(der: &[u8]) -> Option<UserInfo> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
         let subject = cert.subject();
         let username = subject.iter_common_name().next()?.as_str().ok()?.to_string();
-        let mut groups: Vec<String> =
-            subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
-        groups.push("system:authenticated".into());
-        Some(UserInfo { username, groups })
+        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string));
+        Some(UserInfo::authenticated(username, groups))
     }
 }
 

@@ -1,6 +1,7 @@
 //! `meta.k8s.io/v1` Table and PartialObjectMetadata renderings.
 
 use std::borrow::Borrow;
+use std::sync::LazyLock;
 
 use rkube_registry::ResourceDef;
 use serde_json::{Value, json};
@@ -24,12 +25,27 @@ impl IncludeObject {
     }
 }
 
+/// An object's `PartialObjectMetadata`, borrowing its metadata: what metadata-only gets,
+/// lists, table rows and watch events send (a watch writes it without copying anything).
+#[derive(serde::Serialize)]
+pub struct PartialMetadata<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: &'a Value,
+}
+
+static NO_METADATA: LazyLock<Value> = LazyLock::new(|| json!({}));
+
+impl<'a> PartialMetadata<'a> {
+    pub fn of(obj: &'a Value) -> Self {
+        let metadata = obj.get("metadata").unwrap_or(&NO_METADATA);
+        PartialMetadata { kind: "PartialObjectMetadata", api_version: "meta.k8s.io/v1", metadata }
+    }
+}
+
 pub fn partial_metadata(obj: &Value) -> Value {
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-    })
+    serde_json::to_value(PartialMetadata::of(obj)).unwrap_or_default()
 }
 
 pub fn partial_metadata_list<T: Borrow<Value>>(items: &[T], list_meta: Value) -> Value {

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::body::Rendering;
 use crate::cache::{CacheEvent, decode};
 use crate::rest::{Api, Target, prefix, store_error, to_served};
-use crate::table::{IncludeObject, table};
+use crate::table::{IncludeObject, PartialMetadata, table};
 
 /// Parameters of one watch.
 #[derive(Debug, Clone)]
@@ -91,9 +91,7 @@ impl Encoder {
             // written from the stored object, not copied (the garbage collector watches
             // every resource this way, so every pod write is encoded like this once).
             Rendering::PartialMetadata => {
-                let empty = Value::Object(Default::default());
-                let metadata = stored.get("metadata").unwrap_or(&empty);
-                let event = MetadataEvent { kind, object: PartialMetadata::of(metadata) };
+                let event = MetadataEvent { kind, object: PartialMetadata::of(stored) };
                 let mut line = serde_json::to_string(&event).ok()?;
                 line.push('\n');
                 return Some(line);
@@ -139,27 +137,12 @@ impl Encoder {
     }
 }
 
-/// A watch event of `PartialObjectMetadata`, borrowing the stored metadata: the same
-/// JSON as `{"type": kind, "object": table::partial_metadata(obj)}`.
+/// A watch event of `PartialObjectMetadata`, borrowing the stored metadata.
 #[derive(serde::Serialize)]
 struct MetadataEvent<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     object: PartialMetadata<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct PartialMetadata<'a> {
-    kind: &'static str,
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    metadata: &'a Value,
-}
-
-impl<'a> PartialMetadata<'a> {
-    fn of(metadata: &'a Value) -> Self {
-        PartialMetadata { kind: "PartialObjectMetadata", api_version: "meta.k8s.io/v1", metadata }
-    }
 }
 
 fn error_line(e: &ApiError) -> String {

@@ -29,9 +29,7 @@ async fn start(dir: &std::path::Path) -> RunningServer {
 }
 
 fn user(name: &str, groups: &[&str]) -> UserInfo {
-    let mut groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    groups.push("system:authenticated".into());
-    UserInfo { username: name.into(), groups }
+    UserInfo::authenticated(name, groups.iter().map(|g| g.to_string()))
 }
 
 async fn call(server: &RunningServer, who: &UserInfo, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {

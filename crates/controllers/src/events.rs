@@ -194,9 +194,7 @@ impl Recorder {
             }
         }
     }
-}
 
-impl Recorder {
     /// POSTs the event; its answer (the event again) is checked, not decoded.
     async fn create_unread(&self, api: &Api<Event>, event: &Event) -> Result<(), kube::Error> {
         let body = serde_json::to_vec(event).map_err(kube::Error::SerdeError)?;

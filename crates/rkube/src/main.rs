@@ -143,9 +143,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// client certificate with that subject would authenticate: the same authorization and
 /// admission, without TLS and sockets in between.
 fn component_client(running: &rkube_apiserver::RunningServer, user: &str, group: Option<&str>) -> kube::Client {
-    let mut groups: Vec<String> = group.into_iter().map(str::to_string).collect();
-    groups.push("system:authenticated".into());
-    let user = rkube_apiserver::auth::UserInfo { username: user.to_string(), groups };
+    let user = rkube_apiserver::auth::UserInfo::authenticated(user, group.map(str::to_string));
     kube::Client::new(running.in_process(user), "default")
 }
 
