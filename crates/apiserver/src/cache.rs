@@ -59,12 +59,112 @@ impl CacheEvent {
     }
 }
 
+/// An object as the window keeps it: decoded while it is the key's newest state (the
+/// cache holds that same `Arc`), as its JSON once a newer write superseded it. A decoded
+/// pod is several times the size of its JSON, and a window of 20,000 events kept every
+/// superseded version decoded: the largest part of the server's memory growth per
+/// created and bound pod, and of the page faults that growth costs.
+#[derive(Debug, Clone)]
+enum Held {
+    Decoded(Arc<Value>),
+    Json(Arc<str>),
+}
+
+impl Held {
+    fn json(obj: &Arc<Value>, encoded: Option<Arc<str>>) -> Held {
+        match encoded.or_else(|| serde_json::to_string(&**obj).ok().map(Arc::from)) {
+            Some(json) => Held::Json(json),
+            None => Held::Decoded(obj.clone()),
+        }
+    }
+
+    fn decoded(&self) -> Arc<Value> {
+        match self {
+            Held::Decoded(obj) => obj.clone(),
+            Held::Json(json) => Arc::new(serde_json::from_str(json).unwrap_or(Value::Null)),
+        }
+    }
+}
+
+/// One event as the window keeps it (see [`Held`]).
+struct WindowEvent {
+    revision: Revision,
+    key: Arc<str>,
+    kind: EventType,
+    obj: Held,
+    prev: Option<Held>,
+    /// The live event's shared encoding, while `obj` is still decoded.
+    encoded: Arc<OnceLock<Option<Arc<str>>>>,
+}
+
+impl WindowEvent {
+    fn to_event(&self) -> CacheEvent {
+        let encoded = match &self.obj {
+            Held::Decoded(_) => self.encoded.clone(),
+            Held::Json(json) => Arc::new(OnceLock::from(Some(json.clone()))),
+        };
+        CacheEvent {
+            revision: self.revision,
+            key: self.key.clone(),
+            kind: self.kind,
+            obj: self.obj.decoded(),
+            prev: self.prev.as_ref().map(Held::decoded),
+            encoded,
+        }
+    }
+}
+
 struct State {
     objects: BTreeMap<String, Cached>,
-    events: VecDeque<CacheEvent>,
+    events: VecDeque<WindowEvent>,
+    /// The revision of each key's newest event in `events`.
+    newest_in_window: HashMap<Arc<str>, Revision>,
     /// Events with revision > this are all in `events`.
     window_start: Revision,
     revision: Revision,
+}
+
+impl State {
+    /// Appends `event` to the window, turning the version it supersedes into JSON.
+    fn push_to_window(&mut self, event: &CacheEvent) {
+        let superseded = self.newest_in_window.insert(event.key.clone(), event.revision);
+        // The previous version's JSON, shared with the window event that wrote it.
+        let mut prev_json = None;
+        if let Some(older) = superseded {
+            let i = self.events.partition_point(|e| e.revision < older);
+            if let Some(e) = self.events.get_mut(i).filter(|e| e.revision == older) {
+                if let Held::Decoded(obj) = &e.obj {
+                    e.obj = Held::json(obj, e.encoded.get().cloned().flatten());
+                }
+                prev_json = Some(e.obj.clone());
+            }
+        }
+        let prev = match (&event.prev, prev_json) {
+            (None, _) => None,
+            (Some(_), Some(json)) => Some(json),
+            (Some(p), None) => Some(Held::json(p, None)),
+        };
+        // A delete's object is no key's newest state: keep its JSON at once.
+        let obj = match event.kind {
+            EventType::Put => Held::Decoded(event.obj.clone()),
+            EventType::Delete => Held::json(&event.obj, None),
+        };
+        self.events.push_back(WindowEvent {
+            revision: event.revision,
+            key: event.key.clone(),
+            kind: event.kind,
+            obj,
+            prev,
+            encoded: event.encoded.clone(),
+        });
+        while self.events.len() > WINDOW {
+            let Some(old) = self.events.pop_front() else { break };
+            self.window_start = old.revision;
+            if self.newest_in_window.get(&old.key) == Some(&old.revision) {
+                self.newest_in_window.remove(&old.key);
+            }
+        }
+    }
 }
 
 /// The cache shared by every handler.
@@ -127,7 +227,13 @@ impl WatchCache {
         let (live, _) = broadcast::channel(4096);
         let (rev_tx, _) = watch::channel(rev);
         let cache = Arc::new(WatchCache {
-            state: RwLock::new(State { objects, events: VecDeque::new(), window_start: rev, revision: rev }),
+            state: RwLock::new(State {
+                objects,
+                events: VecDeque::new(),
+                newest_in_window: HashMap::new(),
+                window_start: rev,
+                revision: rev,
+            }),
             live,
             rev_tx,
             written: Mutex::default(),
@@ -175,12 +281,7 @@ impl WatchCache {
                     CacheEvent::new(rev, key, EventType::Delete, Arc::new(last), prev)
                 }
             };
-            st.events.push_back(event.clone());
-            while st.events.len() > WINDOW {
-                if let Some(old) = st.events.pop_front() {
-                    st.window_start = old.revision;
-                }
-            }
+            st.push_to_window(&event);
             st.revision = rev;
             event
         };
@@ -259,7 +360,8 @@ impl WatchCache {
             return None;
         }
         let rx = self.live.subscribe();
-        let past = st.events.iter().filter(|e| e.revision > rev && e.key.starts_with(prefix)).cloned().collect();
+        let first = st.events.partition_point(|e| e.revision <= rev);
+        let past = st.events.range(first..).filter(|e| e.key.starts_with(prefix)).map(WindowEvent::to_event).collect();
         Some((past, rx, st.revision))
     }
 
@@ -319,5 +421,59 @@ mod tests {
 
         // Expectations are forgotten once their guards go, used or not.
         assert!(cache.written.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_window_keeps_superseded_versions_as_json_and_replays_them_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        let put = |v: i64| serde_json::to_vec(&json!({"metadata": {"name": "a"}, "v": v})).unwrap();
+        // Written before the cache started: its first update has no window event to
+        // take the previous version's JSON from.
+        let r0 = store.create("/registry/y/a", put(0)).await.unwrap().mod_revision;
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let start = cache.revision();
+        let r0b = store.update("/registry/y/a", put(5), r0).await.unwrap().mod_revision;
+        let k = "/registry/x/a";
+        let r1 = store.create(k, put(1)).await.unwrap().mod_revision;
+        let r2 = store.update(k, put(2), r1).await.unwrap().mod_revision;
+        let other = store.create("/registry/x/b", put(9)).await.unwrap().mod_revision;
+        let r3 = store.delete(k, r2).await.unwrap().mod_revision;
+        let r4 = store.create(k, put(4)).await.unwrap().mod_revision;
+        cache.wait_for(r4).await;
+
+        {
+            let st = cache.state.read().unwrap();
+            let held: Vec<(Revision, bool)> =
+                st.events.iter().map(|e| (e.revision, matches!(e.obj, Held::Decoded(_)))).collect();
+            // Only each key's newest state stays decoded, and it is the cache's own copy.
+            assert_eq!(held, [(r0b, true), (r1, false), (r2, false), (other, true), (r3, false), (r4, true)]);
+            let newest = st.events.back().unwrap();
+            let Held::Decoded(obj) = &newest.obj else { unreachable!() };
+            assert!(Arc::ptr_eq(obj, &st.objects[k].obj));
+            assert_eq!(st.newest_in_window[k], r4);
+        }
+
+        let (past, _rx, _) = cache.watch_from("/registry/x/a", start).unwrap();
+        let seen: Vec<(Revision, EventType, Value, Option<Value>)> =
+            past.iter().map(|e| (e.revision, e.kind, (*e.obj).clone(), e.prev.as_deref().cloned())).collect();
+        let at = |v: i64, rev: Revision| json!({"metadata": {"name": "a", "resourceVersion": rev.to_string()}, "v": v});
+        assert_eq!(
+            seen,
+            [
+                (r1, EventType::Put, at(1, r1), None),
+                (r2, EventType::Put, at(2, r2), Some(at(1, r1))),
+                (r3, EventType::Delete, at(2, r3), Some(at(2, r2))),
+                (r4, EventType::Put, at(4, r4), None),
+            ]
+        );
+        // A replayed event's encoding is the JSON it was kept as.
+        assert_eq!(past[0].encoded().as_deref(), Some(serde_json::to_string(&at(1, r1)).unwrap().as_str()));
+        let (past, _rx, _) = cache.watch_from("/registry/y/", start).unwrap();
+        assert_eq!(past.len(), 1);
+        assert_eq!(past[0].prev.as_deref(), Some(&at(0, r0)));
+        // Starting after some events replays only the later ones.
+        let (past, _rx, _) = cache.watch_from("/registry/x/", r2).unwrap();
+        assert_eq!(past.iter().map(|e| e.revision).collect::<Vec<_>>(), [other, r3, r4]);
     }
 }

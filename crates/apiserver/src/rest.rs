@@ -713,13 +713,15 @@ impl Api {
     /// Carries server-owned fields from `old` into `new` and applies the
     /// status/main-resource split.
     fn prepare_update(&self, def: &ResourceDef, sub: Option<&str>, old: &Value, new: &mut Value) {
-        let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
+        let no_meta = serde_json::Map::new();
+        let old_meta = old.get("metadata").and_then(Value::as_object).unwrap_or(&no_meta);
         match sub {
             Some("status") => {
                 // Status and metadata change through /status; spec does not (upstream's
                 // status strategies reset the spec, and a few kinds some metadata too).
-                let status = new.get("status").cloned();
-                let new_meta = new.get("metadata").cloned().unwrap_or(json!({}));
+                // `new` is replaced below: its parts are moved out, not copied.
+                let status = new.as_object_mut().and_then(|m| m.shift_remove("status"));
+                let mut new_meta = new.get_mut("metadata").map(Value::take).unwrap_or(json!({}));
                 let mut merged = old.clone();
                 if let Some(m) = merged.as_object_mut() {
                     match status {
@@ -738,12 +740,12 @@ impl Api {
                     if kept_by_kind.contains(&f) {
                         continue;
                     }
-                    match new_meta.get(f) {
-                        Some(v) => m.insert(f.into(), v.clone()),
+                    match new_meta.get_mut(f).map(Value::take) {
+                        Some(v) => m.insert(f.into(), v),
                         None => m.remove(f),
                     };
                 }
-                let rv = meta::resource_version(new).map(str::to_string);
+                let rv = new_meta.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
                 *new = merged;
                 let m = meta::metadata_mut(new);
                 match rv {

@@ -34,7 +34,7 @@ impl<'a> Schema<'a> {
 
     /// The node for a top-level definition; an unknown name gives an untyped node.
     pub(crate) fn root(&self, name: &str) -> Node<'a> {
-        Node { raw: self.definitions.get(name), definitions: self.definitions }
+        Node::new(self.definitions.get(name), self.definitions)
     }
 }
 
@@ -55,36 +55,24 @@ pub(crate) enum ListKind {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node<'a> {
     raw: Option<&'a Value>,
+    /// `raw` with `$ref`s and `allOf` wrappers followed, resolved once when the node is
+    /// made: a walk asks a node for its shape and its fields several times, and each
+    /// resolution is several map lookups.
+    body: Option<&'a Value>,
     definitions: &'a Map<String, Value>,
 }
 
 impl<'a> Node<'a> {
+    fn new(raw: Option<&'a Value>, definitions: &'a Map<String, Value>) -> Node<'a> {
+        Node { raw, body: raw.and_then(|raw| resolve(raw, definitions)), definitions }
+    }
+
     fn with(&self, raw: Option<&'a Value>) -> Node<'a> {
-        Node { raw, definitions: self.definitions }
+        Node::new(raw, self.definitions)
     }
 
-    fn lookup_ref(&self, reference: &str) -> Option<&'a Value> {
-        let name =
-            reference.strip_prefix("#/components/schemas/").or_else(|| reference.strip_prefix("#/definitions/"))?;
-        self.definitions.get(name)
-    }
-
-    /// Follows `$ref` and single-element `allOf` wrappers to the schema that describes
-    /// the type's shape.
     fn body(&self) -> Option<&'a Value> {
-        let mut current = self.raw?;
-        for _ in 0..MAX_REF_DEPTH {
-            if let Some(reference) = current.get("$ref").and_then(Value::as_str) {
-                current = self.lookup_ref(reference)?;
-                continue;
-            }
-            let wrapped = current.get("allOf").and_then(Value::as_array).and_then(|all| all.first());
-            match wrapped {
-                Some(inner) if current.get("properties").is_none() => current = inner,
-                _ => return Some(current),
-            }
-        }
-        None
+        self.body
     }
 
     /// An extension read from the property itself first, then from the definition it
@@ -183,6 +171,26 @@ impl<'a> Node<'a> {
         }
         ListKind::Atomic
     }
+}
+
+/// Follows `$ref` and single-element `allOf` wrappers to the schema that describes the
+/// type's shape.
+fn resolve<'a>(raw: &'a Value, definitions: &'a Map<String, Value>) -> Option<&'a Value> {
+    let mut current = raw;
+    for _ in 0..MAX_REF_DEPTH {
+        if let Some(reference) = current.get("$ref").and_then(Value::as_str) {
+            let name =
+                reference.strip_prefix("#/components/schemas/").or_else(|| reference.strip_prefix("#/definitions/"))?;
+            current = definitions.get(name)?;
+            continue;
+        }
+        let wrapped = current.get("allOf").and_then(Value::as_array).and_then(|all| all.first());
+        match wrapped {
+            Some(inner) if current.get("properties").is_none() => current = inner,
+            _ => return Some(current),
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -150,20 +150,39 @@ impl Entry {
     }
 
     fn encode(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("manager".into(), Value::String(self.manager.clone()));
-        m.insert("operation".into(), Value::String(self.operation.clone()));
-        m.insert("apiVersion".into(), Value::String(self.api_version.clone()));
-        if let Some(t) = &self.time {
-            m.insert("time".into(), Value::String(t.clone()));
-        }
-        m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
-        m.insert("fieldsV1".into(), self.fields.to_fields_v1());
-        if let Some(s) = &self.subresource {
-            m.insert("subresource".into(), Value::String(s.clone()));
-        }
-        Value::Object(m)
+        encode_entry(
+            &self.manager,
+            &self.operation,
+            &self.api_version,
+            self.time.as_deref(),
+            self.subresource.as_deref(),
+            self.fields.to_fields_v1(),
+        )
     }
+}
+
+/// One `managedFields` item, keys in upstream's order.
+fn encode_entry(
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    time: Option<&str>,
+    subresource: Option<&str>,
+    fields_v1: Value,
+) -> Value {
+    let mut m = Map::with_capacity(7);
+    m.insert("manager".into(), Value::String(manager.to_owned()));
+    m.insert("operation".into(), Value::String(operation.to_owned()));
+    m.insert("apiVersion".into(), Value::String(api_version.to_owned()));
+    if let Some(t) = time {
+        m.insert("time".into(), Value::String(t.to_owned()));
+    }
+    m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+    m.insert("fieldsV1".into(), fields_v1);
+    if let Some(s) = subresource {
+        m.insert("subresource".into(), Value::String(s.to_owned()));
+    }
+    Value::Object(m)
 }
 
 fn managed_fields_of(obj: &Value) -> Option<&Vec<Value>> {
@@ -187,6 +206,11 @@ fn store_entries(obj: &mut Value, mut entries: Vec<Entry>) {
             &b.subresource,
         ))
     });
+    set_managed_fields(obj, entries.iter().map(Entry::encode).collect());
+}
+
+/// Sets `metadata.managedFields`; an empty list removes the key.
+fn set_managed_fields(obj: &mut Value, list: Vec<Value>) {
     let Value::Object(root) = obj else {
         return;
     };
@@ -194,34 +218,58 @@ fn store_entries(obj: &mut Value, mut entries: Vec<Entry>) {
     let Value::Object(meta) = meta else {
         return;
     };
-    if entries.is_empty() {
+    if list.is_empty() {
         meta.shift_remove("managedFields");
     } else {
-        meta.insert("managedFields".into(), Value::Array(entries.iter().map(Entry::encode).collect()));
+        meta.insert("managedFields".into(), Value::Array(list));
     }
 }
 
-/// Fields the apiserver owns; upstream strips them from every manager's set.
+/// The fields of `metadata` the apiserver owns (with `apiVersion`, `kind` and
+/// `metadata` itself); upstream strips them from every manager's set.
+const SERVER_METADATA_FIELDS: [&str; 9] = [
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
 fn strip_server_fields(set: &mut FieldSet) {
     let f = |n: &str| PathElement::Field(n.to_owned());
     let mut strip = FieldSet::new();
     strip.insert(&[f("apiVersion")]);
     strip.insert(&[f("kind")]);
     strip.insert(&[f("metadata")]);
-    for name in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-    ] {
+    for name in SERVER_METADATA_FIELDS {
         strip.insert(&[f("metadata"), f(name)]);
     }
     set.subtract(&strip);
+}
+
+/// [`strip_server_fields`] on a `fieldsV1` object: each stripped path stops being a
+/// member (its `"."`, or the whole node when it is a leaf); nodes left with nothing go.
+fn strip_server_fields_v1(fields: &mut Map<String, Value>) {
+    fn unmember(parent: &mut Map<String, Value>, name: &str) {
+        if let Some(Value::Object(node)) = parent.get_mut(name) {
+            node.shift_remove(".");
+            if node.is_empty() {
+                parent.shift_remove(name);
+            }
+        }
+    }
+    unmember(fields, "f:apiVersion");
+    unmember(fields, "f:kind");
+    if let Some(Value::Object(meta)) = fields.get_mut("f:metadata") {
+        for name in SERVER_METADATA_FIELDS {
+            unmember(meta, &format!("f:{name}"));
+        }
+    }
+    unmember(fields, "f:metadata");
 }
 
 fn without_managed_fields(obj: &Value) -> Value {
@@ -257,6 +305,19 @@ pub fn record_update(
         _ => old.and_then(managed_fields_of).map(|l| decode_entries(l)).unwrap_or_default(),
     };
     let node = schema.root(root);
+    if old.is_none() && entries.is_empty() {
+        // A plain create: the creator owns every field it sent, and nobody else owns any.
+        let mut fields = walk::created_fields_v1(new, node);
+        strip_server_fields_v1(&mut fields);
+        let version = api_version_of(new);
+        let list = if fields.is_empty() {
+            Vec::new()
+        } else {
+            vec![encode_entry(manager, UPDATE, &version, Some(now), operation_subresource, Value::Object(fields))]
+        };
+        set_managed_fields(new, list);
+        return;
+    }
     let empty = Value::Object(Map::new());
     // The walks leave `metadata.managedFields` out themselves.
     let mut cmp = walk::compare(old.unwrap_or(&empty), new, node);

@@ -99,6 +99,107 @@ fn item_set(item: &Value, node: Node<'_>, path: &[PathElement], out: &mut FieldS
     }
 }
 
+/// The `fieldsV1` encoding of everything a newly created object sets: the same set
+/// `compare({}, new)` finds (and [`field_set`] builds path by path), written straight
+/// into its JSON form. A create is the common write, and building the set as a tree of
+/// paths first cost more than the rest of the create handler's checks together.
+/// `metadata.managedFields` is left out, as the walks do.
+pub(crate) fn created_fields_v1(new: &Value, node: Node<'_>) -> Map<String, Value> {
+    let mut out = Vec::new();
+    if let Value::Object(fields) = new {
+        for (key, child) in fields {
+            if let Some(encoded) = node_v1(child, node.field(key), key == "metadata") {
+                out.push((format!("f:{key}"), encoded));
+            }
+        }
+    }
+    match encode_node_v1(false, out) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// [`field_set`] (with `map_self`) of `value`, as the `fieldsV1` node of its path;
+/// `None` when it adds nothing. `root_metadata` skips `managedFields`.
+fn node_v1(value: &Value, node: Node<'_>, root_metadata: bool) -> Option<Value> {
+    if is_empty_container(value) {
+        return Some(Value::Object(Map::new()));
+    }
+    match (shape(value, node), value) {
+        (Shape::Granular { is_map }, Value::Object(fields)) => {
+            let mut children = Vec::with_capacity(fields.len());
+            for (key, child) in fields {
+                if root_metadata && key == "managedFields" {
+                    continue;
+                }
+                if let Some(encoded) = node_v1(child, node.field(key), false) {
+                    children.push((format!("f:{key}"), encoded));
+                }
+            }
+            encode_node_v1(is_map, children)
+        }
+        (Shape::Set, Value::Array(items)) => {
+            let children = items.iter().map(|item| (format!("v:{item}"), Value::Object(Map::new()))).collect();
+            encode_node_v1(false, children)
+        }
+        (Shape::AssocList(keys), Value::Array(items)) => {
+            let item_node = node.items();
+            let mut children = Vec::with_capacity(items.len());
+            for item in items {
+                if let Some(PathElement::Key(json)) = PathElement::key_of(item, &keys) {
+                    let mut fields = Vec::new();
+                    if let Value::Object(map) = item {
+                        for (key, child) in map {
+                            if let Some(encoded) = node_v1(child, item_node.field(key), false) {
+                                fields.push((format!("f:{key}"), encoded));
+                            }
+                        }
+                    }
+                    if let Some(encoded) = encode_node_v1(true, fields) {
+                        children.push((format!("k:{json}"), encoded));
+                    }
+                }
+            }
+            encode_node_v1(false, children)
+        }
+        _ => Some(Value::Object(Map::new())),
+    }
+}
+
+/// One `fieldsV1` node: `{}` for a member leaf, `"."` first when a member also has
+/// children, children in upstream's order (their encoded names sort as the path
+/// elements do: `f:` < `k:` < `v:`). Repeated children (a set or list map holding an
+/// item twice) are merged, as inserting both paths into a set would.
+fn encode_node_v1(member: bool, mut children: Vec<(String, Value)>) -> Option<Value> {
+    if !member && children.is_empty() {
+        return None;
+    }
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Map::with_capacity(children.len() + 1);
+    if member && !children.is_empty() {
+        out.insert(".".to_owned(), Value::Object(Map::new()));
+    }
+    let mut children = children.into_iter().peekable();
+    while let Some((name, mut child)) = children.next() {
+        // Sorted, so a repeated child is the next one.
+        while let Some((_, again)) = children.next_if(|(next, _)| *next == name) {
+            child = merge_v1(child, again);
+        }
+        out.insert(name, child);
+    }
+    Some(Value::Object(out))
+}
+
+fn merge_v1(a: Value, b: Value) -> Value {
+    let is_member = |m: &Map<String, Value>| m.is_empty() || m.contains_key(".");
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return Value::Object(Map::new());
+    };
+    let member = is_member(&a) || is_member(&b);
+    let children = a.into_iter().chain(b).filter(|(k, _)| k != ".").collect();
+    encode_node_v1(member, children).unwrap_or_else(|| Value::Object(Map::new()))
+}
+
 /// What changed from `old` to `new`: `changed` holds added and modified paths,
 /// `removed` the paths that disappeared.
 #[derive(Debug, Default)]
