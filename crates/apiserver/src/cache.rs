@@ -70,10 +70,14 @@ enum Held {
     Json(Arc<str>),
 }
 
+type EncodedCell = Arc<OnceLock<Option<Arc<str>>>>;
+
 impl Held {
-    fn json(obj: &Arc<Value>, encoded: Option<Arc<str>>) -> Held {
-        match encoded.or_else(|| serde_json::to_string(&**obj).ok().map(Arc::from)) {
-            Some(json) => Held::Json(json),
+    /// `obj` as its JSON: the encoding its watchers share (made now if none of them has
+    /// sent it yet, and then shared with them).
+    fn json(obj: &Arc<Value>, encoded: &EncodedCell) -> Held {
+        match encoded.get_or_init(|| serde_json::to_string(&**obj).ok().map(Arc::from)) {
+            Some(json) => Held::Json(json.clone()),
             None => Held::Decoded(obj.clone()),
         }
     }
@@ -93,8 +97,8 @@ struct WindowEvent {
     kind: EventType,
     obj: Held,
     prev: Option<Held>,
-    /// The live event's shared encoding, while `obj` is still decoded.
-    encoded: Arc<OnceLock<Option<Arc<str>>>>,
+    /// The live event's shared encoding.
+    encoded: EncodedCell,
 }
 
 impl WindowEvent {
@@ -134,7 +138,7 @@ impl State {
             let i = self.events.partition_point(|e| e.revision < older);
             if let Some(e) = self.events.get_mut(i).filter(|e| e.revision == older) {
                 if let Held::Decoded(obj) = &e.obj {
-                    e.obj = Held::json(obj, e.encoded.get().cloned().flatten());
+                    e.obj = Held::json(obj, &e.encoded);
                 }
                 prev_json = Some(e.obj.clone());
             }
@@ -142,12 +146,12 @@ impl State {
         let prev = match (&event.prev, prev_json) {
             (None, _) => None,
             (Some(_), Some(json)) => Some(json),
-            (Some(p), None) => Some(Held::json(p, None)),
+            (Some(p), None) => Some(Held::json(p, &EncodedCell::default())),
         };
         // A delete's object is no key's newest state: keep its JSON at once.
         let obj = match event.kind {
             EventType::Put => Held::Decoded(event.obj.clone()),
-            EventType::Delete => Held::json(&event.obj, None),
+            EventType::Delete => Held::json(&event.obj, &event.encoded),
         };
         self.events.push_back(WindowEvent {
             revision: event.revision,
@@ -432,6 +436,7 @@ mod tests {
         // take the previous version's JSON from.
         let r0 = store.create("/registry/y/a", put(0)).await.unwrap().mod_revision;
         let cache = WatchCache::start(store.clone()).await.unwrap();
+        let mut live = cache.live.subscribe();
         let start = cache.revision();
         let r0b = store.update("/registry/y/a", put(5), r0).await.unwrap().mod_revision;
         let k = "/registry/x/a";
@@ -452,6 +457,16 @@ mod tests {
             let Held::Decoded(obj) = &newest.obj else { unreachable!() };
             assert!(Arc::ptr_eq(obj, &st.objects[k].obj));
             assert_eq!(st.newest_in_window[k], r4);
+            // The superseded version's JSON is the encoding its live event shares with
+            // watchers, made once.
+            let first_live = loop {
+                let ev = live.try_recv().unwrap();
+                if ev.revision == r1 {
+                    break ev;
+                }
+            };
+            let Held::Json(json) = &st.events[1].obj else { unreachable!() };
+            assert!(Arc::ptr_eq(json, &first_live.encoded().unwrap()));
         }
 
         let (past, _rx, _) = cache.watch_from("/registry/x/a", start).unwrap();
