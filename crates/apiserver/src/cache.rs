@@ -103,17 +103,14 @@ struct WindowEvent {
 
 impl WindowEvent {
     fn to_event(&self) -> CacheEvent {
-        let encoded = match &self.obj {
-            Held::Decoded(_) => self.encoded.clone(),
-            Held::Json(json) => Arc::new(OnceLock::from(Some(json.clone()))),
-        };
+        // A JSON-held object's JSON is the one in this cell (see `Held::json`).
         CacheEvent {
             revision: self.revision,
             key: self.key.clone(),
             kind: self.kind,
             obj: self.obj.decoded(),
             prev: self.prev.as_ref().map(Held::decoded),
-            encoded,
+            encoded: self.encoded.clone(),
         }
     }
 }

@@ -105,18 +105,35 @@ fn item_set(item: &Value, node: Node<'_>, path: &[PathElement], out: &mut FieldS
 /// paths first cost more than the rest of the create handler's checks together.
 /// `metadata.managedFields` is left out, as the walks do.
 pub(crate) fn created_fields_v1(new: &Value, node: Node<'_>) -> Map<String, Value> {
-    let mut out = Vec::new();
-    if let Value::Object(fields) = new {
-        for (key, child) in fields {
-            if let Some(encoded) = node_v1(child, node.field(key), key == "metadata") {
-                out.push((format!("f:{key}"), encoded));
-            }
-        }
-    }
-    match encode_node_v1(false, out) {
+    let children = match new {
+        Value::Object(fields) => field_children_v1(fields, node, true, false),
+        _ => Vec::new(),
+    };
+    match encode_node_v1(false, children) {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     }
+}
+
+/// The `f:<key>` nodes of an object's fields. `at_root` marks the top-level object
+/// (whose `metadata` is `root_metadata` for [`node_v1`]); `root_metadata` skips
+/// `managedFields`.
+fn field_children_v1(
+    fields: &Map<String, Value>,
+    node: Node<'_>,
+    at_root: bool,
+    root_metadata: bool,
+) -> Vec<(String, Value)> {
+    let mut children = Vec::with_capacity(fields.len());
+    for (key, child) in fields {
+        if root_metadata && key == "managedFields" {
+            continue;
+        }
+        if let Some(encoded) = node_v1(child, node.field(key), at_root && key == "metadata") {
+            children.push((format!("f:{key}"), encoded));
+        }
+    }
+    children
 }
 
 /// [`field_set`] (with `map_self`) of `value`, as the `fieldsV1` node of its path;
@@ -127,16 +144,7 @@ fn node_v1(value: &Value, node: Node<'_>, root_metadata: bool) -> Option<Value> 
     }
     match (shape(value, node), value) {
         (Shape::Granular { is_map }, Value::Object(fields)) => {
-            let mut children = Vec::with_capacity(fields.len());
-            for (key, child) in fields {
-                if root_metadata && key == "managedFields" {
-                    continue;
-                }
-                if let Some(encoded) = node_v1(child, node.field(key), false) {
-                    children.push((format!("f:{key}"), encoded));
-                }
-            }
-            encode_node_v1(is_map, children)
+            encode_node_v1(is_map, field_children_v1(fields, node, false, root_metadata))
         }
         (Shape::Set, Value::Array(items)) => {
             let children = items.iter().map(|item| (format!("v:{item}"), Value::Object(Map::new()))).collect();
@@ -147,14 +155,10 @@ fn node_v1(value: &Value, node: Node<'_>, root_metadata: bool) -> Option<Value> 
             let mut children = Vec::with_capacity(items.len());
             for item in items {
                 if let Some(PathElement::Key(json)) = PathElement::key_of(item, &keys) {
-                    let mut fields = Vec::new();
-                    if let Value::Object(map) = item {
-                        for (key, child) in map {
-                            if let Some(encoded) = node_v1(child, item_node.field(key), false) {
-                                fields.push((format!("f:{key}"), encoded));
-                            }
-                        }
-                    }
+                    let fields = match item {
+                        Value::Object(map) => field_children_v1(map, item_node, false, false),
+                        _ => Vec::new(),
+                    };
                     if let Some(encoded) = encode_node_v1(true, fields) {
                         children.push((format!("k:{json}"), encoded));
                     }
