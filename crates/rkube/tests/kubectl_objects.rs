@@ -24,6 +24,21 @@ fn seed_manifests_round_trip() {
         for field in ["uid:", "resourceVersion:", "creationTimestamp:", "generation: 1", "managedFields:"] {
             assert!(yaml.contains(field), "{v}: get -o yaml lacks {field}:\n{yaml}");
         }
+        // The creator owns what it sent and what defaulting added, as upstream records
+        // it; the server's own metadata is nobody's.
+        let d = k.json(&["get", "deployment", "nginx-deployment", "--show-managed-fields"]);
+        let entries = d["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+        let created = entries
+            .iter()
+            .find(|e| e["manager"] == "kubectl-client-side-apply")
+            .unwrap_or_else(|| panic!("{v}: no kubectl-client-side-apply entry in {entries:?}"));
+        assert_eq!((&created["operation"], &created["apiVersion"]), (&"Update".into(), &"apps/v1".into()), "{v}");
+        let fields = &created["fieldsV1"];
+        assert!(fields["f:metadata"].get("f:name").is_none(), "{v}: {fields}");
+        assert_eq!(fields["f:spec"]["f:replicas"], serde_json::json!({}), "{v}: {fields}");
+        assert_eq!(fields["f:spec"]["f:revisionHistoryLimit"], serde_json::json!({}), "{v}: {fields}");
+        let nginx = &fields["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"nginx"}"#];
+        assert_eq!((&nginx["."], &nginx["f:image"]), (&serde_json::json!({}), &serde_json::json!({})), "{v}: {fields}");
         // Defaults as upstream.
         let d = k.json(&["get", "deployment", "nginx-deployment"]);
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%", "{v}");
