@@ -14,39 +14,12 @@ use serde_json::{Value, json};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "../../../testdata/bench_pod.rs"]
+mod bench_pod;
+
 const POD: &str = "io.k8s.api.core.v1.Pod";
 const ROUNDS: usize = 15;
 const PER_ROUND: usize = 2_000;
-
-/// A pod as a create leaves it after defaulting: what the scheduler benchmark creates.
-fn pod(i: usize) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("pod-{i}"), "namespace": "default", "uid": "0b4e3c1c-8f6d-4f4e-9a53-1f0d3c2b9e7a",
-            "creationTimestamp": "2026-12-07T10:00:00Z", "labels": {"app": "bench", "group": format!("g{}", i % 2000)}},
-        "spec": {
-            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
-                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
-                "imagePullPolicy": "IfNotPresent",
-                "volumeMounts": [{"name": "kube-api-access-abcde", "readOnly": true,
-                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
-            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
-            "serviceAccountName": "default", "serviceAccount": "default", "securityContext": {},
-            "schedulerName": "default-scheduler", "enableServiceLinks": true, "preemptionPolicy": "PreemptLowerPriority",
-            "priority": 0,
-            "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
-            "volumes": [{"name": "kube-api-access-abcde", "projected": {"defaultMode": 420, "sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace",
-                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}]
-        },
-        "status": {"phase": "Pending", "qosClass": "Burstable"}
-    })
-}
 
 /// Median nanoseconds per call of `record` over the rounds.
 fn measure(pods: &[Value], record: impl Fn(&mut Value)) -> f64 {
@@ -69,7 +42,7 @@ fn main() {
     let openapi = rkube_openapi::OpenApi::build();
     let schema = Schema::new(openapi.schemas());
     let now = "2026-12-07T10:00:00Z";
-    let pods: Vec<Value> = (0..PER_ROUND).map(pod).collect();
+    let pods: Vec<Value> = (0..PER_ROUND).map(bench_pod::pod).collect();
 
     let mut fast = pods[0].clone();
     record_update(None, &mut fast, "bench", None, &schema, POD, now);

@@ -40,6 +40,70 @@ pub struct CacheEvent {
     /// reaches the scheduler, several controllers and clients, and encoding it once
     /// instead of once per watcher is much of the fan-out's cost.
     encoded: Arc<OnceLock<Option<Arc<str>>>>,
+    /// For a write made through this server: the bytes stored, from which `encoded` is
+    /// made without encoding `obj` again (see [`encode_stored`]).
+    stored: Option<Arc<StoredBytes>>,
+}
+
+/// An object's stored bytes and where its `resourceVersion` goes in its encoding.
+#[derive(Debug)]
+pub struct StoredBytes {
+    bytes: Vec<u8>,
+    rv_at: usize,
+}
+
+impl StoredBytes {
+    /// `bytes` and `rv_at` as [`encode_stored`] gave them.
+    pub fn new(bytes: Vec<u8>, rv_at: usize) -> StoredBytes {
+        StoredBytes { bytes, rv_at }
+    }
+
+    /// The cached object's JSON: the stored bytes with `"resourceVersion":"<revision>"`
+    /// added last in the metadata, where the cache stamps it.
+    pub fn with_resource_version(&self, revision: Revision) -> Option<String> {
+        let text = std::str::from_utf8(&self.bytes).ok()?;
+        let (head, tail) = (text.get(..self.rv_at)?, text.get(self.rv_at..)?);
+        let rv = revision.to_string();
+        let mut out = String::with_capacity(text.len() + rv.len() + 22);
+        out.push_str(head);
+        // An empty metadata object gets no separating comma.
+        if !head.ends_with('{') {
+            out.push(',');
+        }
+        out.push_str("\"resourceVersion\":\"");
+        out.push_str(&rv);
+        out.push('"');
+        out.push_str(tail);
+        Some(out)
+    }
+}
+
+/// Encodes an object to store, as `serde_json::to_vec` does, and finds where its
+/// `resourceVersion` goes once the cache has stamped it: the closing brace of its
+/// metadata (the cache adds it last there, see [`WatchCache::expect_write`]). `None`
+/// when that cannot be said: no metadata object, or one that still has a
+/// resourceVersion (stamping then replaces it in place).
+///
+/// Each written object is sent to its watchers encoded; with this, that encoding is a
+/// copy of the stored bytes with one field added instead of a second serialization.
+pub fn encode_stored(obj: &Value) -> serde_json::Result<(Vec<u8>, Option<usize>)> {
+    let Value::Object(map) = obj else { return Ok((serde_json::to_vec(obj)?, None)) };
+    let mut out = Vec::with_capacity(1024);
+    let mut rv_at = None;
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, k)?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, v)?;
+        if k == "metadata" && v.as_object().is_some_and(|m| !m.contains_key("resourceVersion")) {
+            rv_at = Some(out.len() - 1);
+        }
+    }
+    out.push(b'}');
+    Ok((out, rv_at))
 }
 
 impl CacheEvent {
@@ -50,12 +114,17 @@ impl CacheEvent {
         obj: Arc<Value>,
         prev: Option<Arc<Value>>,
     ) -> Self {
-        CacheEvent { revision, key, kind, obj, prev, encoded: Arc::default() }
+        CacheEvent { revision, key, kind, obj, prev, encoded: Arc::default(), stored: None }
     }
 
     /// `obj` encoded as JSON, once for all watchers.
     pub fn encoded(&self) -> Option<Arc<str>> {
-        self.encoded.get_or_init(|| serde_json::to_string(&*self.obj).ok().map(Arc::from)).clone()
+        self.encoded
+            .get_or_init(|| {
+                let spliced = self.stored.as_ref().and_then(|s| s.with_resource_version(self.revision));
+                spliced.or_else(|| serde_json::to_string(&*self.obj).ok()).map(Arc::from)
+            })
+            .clone()
     }
 }
 
@@ -111,6 +180,7 @@ impl WindowEvent {
             obj: self.obj.decoded(),
             prev: self.prev.as_ref().map(Held::decoded),
             encoded: self.encoded.clone(),
+            stored: None,
         }
     }
 }
@@ -179,11 +249,13 @@ pub struct WatchCache {
     next_written: AtomicU64,
 }
 
-/// An object on its way to the store: the bytes written and the same object decoded.
+/// An object on its way to the store: the bytes written, the same object decoded, and
+/// where its resourceVersion goes in its encoding ([`encode_stored`]).
 struct Written {
     id: u64,
     bytes: Vec<u8>,
     obj: Value,
+    rv_at: Option<usize>,
 }
 
 /// Forgets an expected write that never reached the cache (it failed, or its caller
@@ -257,7 +329,7 @@ impl WatchCache {
         Ok(cache)
     }
 
-    fn apply(&self, ev: Event) {
+    fn apply(&self, mut ev: Event) {
         let rev = ev.kv.mod_revision;
         let key: Arc<str> = Arc::from(ev.kv.key.as_str());
         let event = {
@@ -265,7 +337,13 @@ impl WatchCache {
             let prev = st.objects.get(&ev.kv.key).map(|c| c.obj.clone());
             let event = match ev.event_type {
                 EventType::Put => {
-                    let Some(obj) = self.take_written(&ev.kv, rev).or_else(|| decode(&ev.kv, rev)) else {
+                    let (written, rv_at) = match self.take_written(&ev.kv, rev) {
+                        Some((obj, rv_at)) => (Some(obj), rv_at),
+                        None => (None, None),
+                    };
+                    let stored =
+                        rv_at.map(|rv_at| Arc::new(StoredBytes { bytes: std::mem::take(&mut ev.kv.value), rv_at }));
+                    let Some(obj) = written.or_else(|| decode(&ev.kv, rev)) else {
                         tracing::warn!(key = %ev.kv.key, "undecodable object in store");
                         st.revision = rev;
                         drop(st);
@@ -274,7 +352,7 @@ impl WatchCache {
                     };
                     let obj = Arc::new(obj);
                     st.objects.insert(ev.kv.key.clone(), Cached { obj: obj.clone(), mod_revision: rev });
-                    CacheEvent::new(rev, key, EventType::Put, obj, prev)
+                    CacheEvent { stored, ..CacheEvent::new(rev, key, EventType::Put, obj, prev) }
                 }
                 EventType::Delete => {
                     st.objects.remove(&ev.kv.key);
@@ -294,27 +372,30 @@ impl WatchCache {
     /// `key`: when the store reports that write, the cache takes `obj` instead of decoding
     /// the bytes again (decoding every written object was ~7 % of the server's CPU when
     /// pods are created and bound at full speed). Keep the guard until the write has
-    /// been answered.
-    pub fn expect_write(&self, key: &str, bytes: &[u8], obj: Value) -> ExpectedWrite<'_> {
+    /// been answered. `rv_at` is where [`encode_stored`] said the resourceVersion goes
+    /// in `bytes`: the cache stamps it last in `obj`'s metadata, so watchers get the
+    /// bytes with it added there instead of `obj` encoded again.
+    pub fn expect_write(&self, key: &str, bytes: &[u8], rv_at: Option<usize>, obj: Value) -> ExpectedWrite<'_> {
         let id = self.next_written.fetch_add(1, Ordering::Relaxed);
-        let w = Written { id, bytes: bytes.to_vec(), obj };
+        let w = Written { id, bytes: bytes.to_vec(), obj, rv_at };
         self.written.lock().unwrap_or_else(PoisonError::into_inner).entry(key.to_string()).or_default().push(w);
         ExpectedWrite { cache: self, key: key.to_string(), id }
     }
 
-    /// The object written as `kv`, if its writer left it (byte for byte the same).
-    fn take_written(&self, kv: &KeyValue, revision: Revision) -> Option<Value> {
+    /// The object written as `kv`, if its writer left it (byte for byte the same), and
+    /// where its resourceVersion goes in its encoding.
+    fn take_written(&self, kv: &KeyValue, revision: Revision) -> Option<(Value, Option<usize>)> {
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         let list = written.get_mut(&kv.key)?;
         let i = list.iter().position(|w| w.bytes == kv.value)?;
-        let mut obj = list.swap_remove(i).obj;
+        let Written { mut obj, rv_at, .. } = list.swap_remove(i);
         if list.is_empty() {
             written.remove(&kv.key);
         }
         drop(written);
         rkube_apimachinery::meta::metadata_mut(&mut obj)
             .insert("resourceVersion".into(), Value::String(revision.to_string()));
-        Some(obj)
+        Some((obj, rv_at))
     }
 
     /// The newest revision the cache has applied.
@@ -403,7 +484,7 @@ mod tests {
         // The expected object is what the cache holds (a marker the bytes do not have
         // shows it was not decoded), with the write's resourceVersion.
         let marked = json!({"metadata": {"name": "a"}, "marker": true});
-        let expected = cache.expect_write("/registry/x/a", &bytes, marked);
+        let expected = cache.expect_write("/registry/x/a", &bytes, None, marked);
         let kv = store.create("/registry/x/a", bytes.clone()).await.unwrap();
         cache.wait_for(kv.mod_revision).await;
         drop(expected);
@@ -412,7 +493,7 @@ mod tests {
         assert_eq!(got.obj["metadata"]["resourceVersion"], kv.mod_revision.to_string());
 
         // Other bytes than expected: decoded from the store as usual.
-        let expected = cache.expect_write("/registry/x/b", b"{}", json!({"marker": true}));
+        let expected = cache.expect_write("/registry/x/b", b"{}", None, json!({"marker": true}));
         let kv = store.create("/registry/x/b", bytes.clone()).await.unwrap();
         cache.wait_for(kv.mod_revision).await;
         drop(expected);
@@ -487,5 +568,68 @@ mod tests {
         // Starting after some events replays only the later ones.
         let (past, _rx, _) = cache.watch_from("/registry/x/", r2).unwrap();
         assert_eq!(past.iter().map(|e| e.revision).collect::<Vec<_>>(), [other, r3, r4]);
+    }
+
+    #[test]
+    fn stored_bytes_are_what_serde_writes_and_the_spliced_encoding_is_the_cached_objects() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {}}),
+            json!({"metadata": {}, "data": {"k": "v"}}),
+            json!({"kind": "K", "metadata": {"name": "q\"uote\\d \u{e9}\u{1F600}\n"}, "z": [1, 2.5, null, true]}),
+            json!({"metadata": {"name": "last"}}),
+            json!({"a": 1, "metadata": {"name": "m", "annotations": {"k": "{\"metadata\":{}}"}}, "b": {"metadata": {}}}),
+        ];
+        for obj in objects {
+            let (bytes, rv_at) = encode_stored(&obj).unwrap();
+            assert_eq!(bytes, serde_json::to_vec(&obj).unwrap(), "{obj}");
+            let rv_at = rv_at.expect("a metadata object without a resourceVersion");
+            let mut cached = obj.clone();
+            rkube_apimachinery::meta::metadata_mut(&mut cached).insert("resourceVersion".into(), json!("1234"));
+            let spliced = StoredBytes { bytes, rv_at }.with_resource_version(1234).unwrap();
+            assert_eq!(spliced, serde_json::to_string(&cached).unwrap(), "{obj}");
+        }
+        // Where stamping would not add the field last, no place is given.
+        for obj in [
+            json!({"metadata": {"resourceVersion": "1", "name": "a"}}),
+            json!({"kind": "K"}),
+            json!([1]),
+            json!({"metadata": null}),
+        ] {
+            let (bytes, rv_at) = encode_stored(&obj).unwrap();
+            assert_eq!(bytes, serde_json::to_vec(&obj).unwrap());
+            assert_eq!(rv_at, None, "{obj}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_written_objects_event_is_encoded_from_its_stored_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let mut live = cache.live.subscribe();
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
+        let (bytes, rv_at) = encode_stored(&obj).unwrap();
+        // A marker only the decoded object has: the event's encoding is made from the
+        // bytes (no marker), not from the object.
+        let mut marked = obj.clone();
+        marked["marker"] = json!(true);
+        let expected = cache.expect_write("/registry/x/a", &bytes, rv_at, marked);
+        let kv = store.create("/registry/x/a", bytes).await.unwrap();
+        cache.wait_for(kv.mod_revision).await;
+        drop(expected);
+        let ev = live.try_recv().unwrap();
+        assert_eq!(ev.obj["marker"], true);
+        let mut want = obj.clone();
+        want["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+        assert_eq!(ev.encoded().as_deref(), Some(serde_json::to_string(&want).unwrap().as_str()));
+
+        // Without a place for the resourceVersion, the object itself is encoded.
+        let expected = cache.expect_write("/registry/x/b", br#"{"v":1}"#, None, json!({"v": 1, "marker": true}));
+        let kv = store.create("/registry/x/b", br#"{"v":1}"#.to_vec()).await.unwrap();
+        cache.wait_for(kv.mod_revision).await;
+        drop(expected);
+        let ev = live.try_recv().unwrap();
+        let encoded: Value = serde_json::from_str(&ev.encoded().unwrap()).unwrap();
+        assert_eq!(encoded["marker"], true);
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::Config;
 use crate::admission;
 use crate::auth::{AlwaysAllow, Authorizer};
-use crate::cache::WatchCache;
+use crate::cache::{StoredBytes, WatchCache, encode_stored};
 use crate::metrics::Metrics;
 
 /// How many times a write is retried after losing a compare-and-swap race.
@@ -90,6 +90,9 @@ pub struct WriteResult {
     pub code: u16,
     /// Shared: a write's answer is usually the object as the watch cache now holds it.
     pub body: Arc<Value>,
+    /// `body` as JSON, when the write already had it (a created object's stored bytes
+    /// with its resourceVersion); else `body` is encoded for the answer.
+    pub json: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -432,18 +435,27 @@ impl Api {
 
     // === writes ===
 
-    async fn commit_create(&self, def: &ResourceDef, key: &str, mut stored: Value) -> Result<Arc<Value>, ApiError> {
+    /// Writes a new object; returns it as the cache now holds it, and its JSON when that
+    /// comes for free from the stored bytes (see [`encode_stored`]).
+    async fn commit_create(
+        &self,
+        def: &ResourceDef,
+        key: &str,
+        mut stored: Value,
+    ) -> Result<(Arc<Value>, Option<String>), ApiError> {
         meta::metadata_mut(&mut stored).remove("resourceVersion");
-        let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        let (bytes, rv_at) = encode_stored(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
         let name = obj_name(&stored);
-        let expected = self.cache.expect_write(key, &bytes, stored);
+        let expected = self.cache.expect_write(key, &bytes, rv_at, stored);
         let kv = self.store.create(key, bytes).await.map_err(|e| match e {
             StoreError::AlreadyExists { .. } => ApiError::already_exists(def.group, def.plural, &name),
             e => store_error(e),
         })?;
         self.cache.wait_for(kv.mod_revision).await;
         drop(expected);
-        Ok(self.written(&kv))
+        let written = self.written(&kv);
+        let json = rv_at.and_then(|at| StoredBytes::new(kv.value, at).with_resource_version(kv.mod_revision));
+        Ok((written, json))
     }
 
     /// The object a write of ours stored, as the cache holds it (decoded from the write's
@@ -503,17 +515,19 @@ impl Api {
         let mut stored = to_storage(obj, def).map_err(|e| ApiError::internal(e.to_string()))?;
         let storage = storage_def(def);
         let k = key(def, ns.as_deref(), &name);
-        let created = if def.plural == "services" && def.group.is_empty() {
+        let (created, json) = if def.plural == "services" && def.group.is_empty() {
             let _guard = self.service_alloc.lock().await;
             admission::allocate_service(self, None, &mut stored)?;
-            if opts.dry_run { Arc::new(stored) } else { self.commit_create(storage, &k, stored).await? }
+            if opts.dry_run { (Arc::new(stored), None) } else { self.commit_create(storage, &k, stored).await? }
         } else if opts.dry_run {
-            Arc::new(stored)
+            (Arc::new(stored), None)
         } else {
             self.commit_create(storage, &k, stored).await?
         };
         warnings.extend(admission::warnings(def, &created));
-        Ok(WriteResult { code: 201, body: served(def, created)?, warnings })
+        // Served as stored: the answer is the stored bytes' JSON, not a new encoding.
+        let json = json.filter(|_| stored_as_served(def));
+        Ok(WriteResult { code: 201, body: served(def, created)?, json, warnings })
     }
 
     fn resolve_namespace(
@@ -659,12 +673,22 @@ impl Api {
                     || stored["spec"]["finalizers"].as_array().is_none_or(|f| f.is_empty()));
             if deleting {
                 if opts.dry_run {
-                    return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), warnings });
+                    return Ok(WriteResult {
+                        code: 200,
+                        body: Arc::new(to_served(def, &stored)?),
+                        json: None,
+                        warnings,
+                    });
                 }
                 match self.store.delete(&k, cur.mod_revision).await {
                     Ok(kv) => {
                         self.cache.wait_for(kv.mod_revision).await;
-                        return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), warnings });
+                        return Ok(WriteResult {
+                            code: 200,
+                            body: Arc::new(to_served(def, &stored)?),
+                            json: None,
+                            warnings,
+                        });
                     }
                     Err(StoreError::Conflict { current, .. }) => {
                         if let Some(c) = current {
@@ -678,21 +702,21 @@ impl Api {
             }
             if same_object(&stored, &cur.obj) {
                 // Nothing changed: no write, same resourceVersion (as upstream).
-                return Ok(WriteResult { code: 200, body: served(def, cur.obj.clone())?, warnings });
+                return Ok(WriteResult { code: 200, body: served(def, cur.obj.clone())?, json: None, warnings });
             }
             if opts.dry_run {
-                return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), warnings });
+                return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), json: None, warnings });
             }
             meta::metadata_mut(&mut stored).remove("resourceVersion");
-            let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
-            let expected = self.cache.expect_write(&k, &bytes, stored);
+            let (bytes, rv_at) = encode_stored(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+            let expected = self.cache.expect_write(&k, &bytes, rv_at, stored);
             match self.store.update(&k, bytes, cur.mod_revision).await {
                 Ok(kv) => {
                     self.cache.wait_for(kv.mod_revision).await;
                     drop(expected);
                     let stored = self.written(&kv);
                     warnings.extend(admission::warnings(def, &stored));
-                    return Ok(WriteResult { code: 200, body: served(def, stored)?, warnings });
+                    return Ok(WriteResult { code: 200, body: served(def, stored)?, json: None, warnings });
                 }
                 Err(StoreError::Conflict { current, .. }) => {
                     if user_rv.is_some() {
@@ -893,7 +917,12 @@ impl Api {
                     marked["status"]["phase"] = json!("Terminating");
                 }
                 if marked == obj || opts.dry_run {
-                    return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &marked)?), warnings: vec![] });
+                    return Ok(WriteResult {
+                        code: 200,
+                        body: Arc::new(to_served(def, &marked)?),
+                        json: None,
+                        warnings: vec![],
+                    });
                 }
                 meta::metadata_mut(&mut marked).remove("resourceVersion");
                 let bytes = serde_json::to_vec(&marked).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -905,6 +934,7 @@ impl Api {
                         return Ok(WriteResult {
                             code: 200,
                             body: Arc::new(to_served(def, &marked)?),
+                            json: None,
                             warnings: vec![],
                         });
                     }
@@ -919,12 +949,22 @@ impl Api {
                 }
             }
             if opts.dry_run {
-                return Ok(WriteResult { code: 200, body: Arc::new(deleted_answer(def, &obj)?), warnings: vec![] });
+                return Ok(WriteResult {
+                    code: 200,
+                    body: Arc::new(deleted_answer(def, &obj)?),
+                    json: None,
+                    warnings: vec![],
+                });
             }
             match self.store.delete(&k, cur.mod_revision).await {
                 Ok(kv) => {
                     self.cache.wait_for(kv.mod_revision).await;
-                    return Ok(WriteResult { code: 200, body: Arc::new(deleted_answer(def, &obj)?), warnings: vec![] });
+                    return Ok(WriteResult {
+                        code: 200,
+                        body: Arc::new(deleted_answer(def, &obj)?),
+                        json: None,
+                        warnings: vec![],
+                    });
                 }
                 Err(StoreError::Conflict { current: Some(c), .. }) => {
                     self.cache.wait_for(c.mod_revision).await;

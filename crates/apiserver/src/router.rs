@@ -329,7 +329,11 @@ fn render_object(api: &Api, def: &ResourceDef, obj: &Value, rendering: Rendering
 
 fn write_response(def: &ResourceDef, r: WriteResult) -> Response {
     let _ = def;
-    with_warnings(json_response(r.code, &r.body, "application/json"), &r.warnings)
+    let response = match r.json {
+        Some(json) => bytes_response(r.code, json.into_bytes(), "application/json"),
+        None => json_response(r.code, &r.body, "application/json"),
+    };
+    with_warnings(response, &r.warnings)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -33,6 +33,17 @@ fn user(name: &str, groups: &[&str]) -> UserInfo {
 }
 
 async fn call(server: &RunningServer, who: &UserInfo, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+    let (code, bytes) = call_raw(server, who, method, uri, body).await;
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn call_raw(
+    server: &RunningServer,
+    who: &UserInfo,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (u16, Vec<u8>) {
     let req = http::Request::builder()
         .method(method)
         .uri(uri)
@@ -42,7 +53,7 @@ async fn call(server: &RunningServer, who: &UserInfo, method: &str, uri: &str, b
     let resp = server.in_process(who.clone()).oneshot(req).await.unwrap();
     let code = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (code, bytes.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,17 +84,28 @@ async fn in_process_requests_are_authenticated_admitted_and_watched() {
     assert_eq!(watch.status(), 200);
     let mut body = watch.into_body();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen"}, "data": {"k": "v"}});
-    let (code, created) =
-        call(&server, &admin, "POST", "/api/v1/namespaces/default/configmaps?fieldManager=probe", Some(cm)).await;
+    let (code, created_raw) =
+        call_raw(&server, &admin, "POST", "/api/v1/namespaces/default/configmaps?fieldManager=probe", Some(cm)).await;
+    let created: Value = serde_json::from_slice(&created_raw).unwrap();
     assert_eq!(code, 201, "{created}");
     assert!(created["metadata"]["uid"].is_string());
     assert_eq!(created["metadata"]["managedFields"][0]["manager"], "probe");
     let frame =
         tokio::time::timeout(Duration::from_secs(5), body.frame()).await.expect("a watch event").unwrap().unwrap();
-    let line: Value = serde_json::from_slice(frame.data_ref().expect("data")).unwrap();
+    let line_raw = frame.data_ref().expect("data").to_vec();
+    let line: Value = serde_json::from_slice(&line_raw).unwrap();
     assert_eq!(line["type"], "ADDED");
     assert_eq!(line["object"]["metadata"]["name"], "seen");
     assert_eq!(line["object"]["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+    // The create's answer and the watch event are made from the stored bytes, not by
+    // encoding the object: byte for byte what a read encodes from the cached object.
+    let (code, got_raw) = call_raw(&server, &admin, "GET", "/api/v1/namespaces/default/configmaps/seen", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(String::from_utf8_lossy(&created_raw), String::from_utf8_lossy(&got_raw));
+    let mut want_line = br#"{"type":"ADDED","object":"#.to_vec();
+    want_line.extend_from_slice(&got_raw);
+    want_line.extend_from_slice(b"}\n");
+    assert_eq!(String::from_utf8_lossy(&line_raw), String::from_utf8_lossy(&want_line));
 
     // Bad input gets the same answer as over HTTPS.
     let (code, status) =

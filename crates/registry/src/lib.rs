@@ -21,6 +21,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 mod convert;
+pub mod tracked;
 pub use convert::{ConversionError, convert, from_storage, to_storage};
 
 /// Group, version and kind of an object.
@@ -54,10 +55,10 @@ pub struct SubresourceDef {
 
 /// Erases a `k8s-openapi` type so the table can hold every kind.
 pub trait TypedKind: Sync + Send {
-    /// Decodes `value` into the typed struct and encodes it back. Errors are the serde
-    /// message for a wrong type; fields the type does not know are dropped, which is how
-    /// unknown fields are found (see `rkube-validation`).
-    fn roundtrip(&self, value: &Value) -> Result<Value, serde_json::Error>;
+    /// Decodes `value` into the typed struct and returns the paths of the fields the
+    /// type does not know ([`tracked::unknown_fields`]). Errors are the serde message for
+    /// a wrong type.
+    fn unknown_fields(&self, value: &Value) -> Result<Vec<String>, serde_json::Error>;
     /// The JSON schema of the type, generated from `k8s-openapi`.
     fn json_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
     /// The Rust type name, for diagnostics.
@@ -70,10 +71,8 @@ impl<T> TypedKind for Typed<T>
 where
     T: Serialize + DeserializeOwned + schemars::JsonSchema,
 {
-    fn roundtrip(&self, value: &Value) -> Result<Value, serde_json::Error> {
-        // Decoded from the borrowed tree: no copy of the input.
-        let typed = T::deserialize(value)?;
-        serde_json::to_value(typed)
+    fn unknown_fields(&self, value: &Value) -> Result<Vec<String>, serde_json::Error> {
+        tracked::unknown_fields::<T>(value)
     }
 
     fn json_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -443,13 +442,11 @@ mod tests {
     }
 
     #[test]
-    fn roundtrip_drops_unknown_fields_and_rejects_wrong_types() {
+    fn typed_kinds_report_unknown_fields_and_reject_wrong_types() {
         let cm = lookup("", "v1", "configmaps").unwrap();
         let v = serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"},"bogus":1});
-        let out = cm.typed.roundtrip(&v).unwrap();
-        assert!(out.get("bogus").is_none());
-        assert_eq!(out["data"]["k"], "v");
+        assert_eq!(cm.typed.unknown_fields(&v).unwrap(), ["bogus"]);
         let bad = serde_json::json!({"metadata":{"name":"a"},"data":{"k":1}});
-        assert!(cm.typed.roundtrip(&bad).is_err());
+        assert!(cm.typed.unknown_fields(&bad).is_err());
     }
 }
