@@ -12,9 +12,9 @@
 //! `InitApply` of everything cached, `InitDone`), so every subscriber sees the same
 //! protocol as from its own watch. Objects are cached without `metadata.managedFields`
 //! (client-go's `TransformStripManagedFields`): no controller reads them, and they are
-//! most of a pod's size.
+//! most of a pod's size; they are not even decoded ([`Slim`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -27,15 +27,93 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use crate::slim::Slim;
+
 /// One change, as every subscriber sees it.
 pub type Change<K> = watcher::Event<Arc<K>>;
 
 /// Objects by namespace and name.
 type Objects<K> = BTreeMap<(String, String), Arc<K>>;
 
+/// The objects, and who controls each (upstream's `PodControllerUIDIndex` and orphan
+/// index): a ReplicaSet's sync reads its own pods and the orphans of its namespace,
+/// not every pod of the namespace.
+struct Indexed<K> {
+    objects: Objects<K>,
+    /// The objects each controller (by uid) controls.
+    controlled: HashMap<String, Objects<K>>,
+    /// The objects without a controller, by namespace, then name.
+    orphans: HashMap<String, BTreeMap<String, Arc<K>>>,
+}
+
+impl<K> Default for Indexed<K> {
+    fn default() -> Self {
+        Indexed { objects: BTreeMap::new(), controlled: HashMap::new(), orphans: HashMap::new() }
+    }
+}
+
+/// The uid of the object's controller (the owner reference with `controller: true`).
+fn controller_uid<K: Resource>(o: &K) -> Option<&str> {
+    o.meta().owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
+}
+
+impl<K: Resource> Indexed<K> {
+    fn insert(&mut self, key: (String, String), o: Arc<K>) {
+        if let Some(old) = self.objects.insert(key.clone(), o.clone()) {
+            self.unindex(&key, old.as_ref());
+        }
+        self.index(key, o);
+    }
+
+    fn remove(&mut self, key: &(String, String)) {
+        if let Some(old) = self.objects.remove(key) {
+            self.unindex(key, old.as_ref());
+        }
+    }
+
+    fn replace_all(&mut self, objects: impl IntoIterator<Item = ((String, String), Arc<K>)>) {
+        *self = Indexed::default();
+        for (key, o) in objects {
+            self.insert(key, o);
+        }
+    }
+
+    fn index(&mut self, key: (String, String), o: Arc<K>) {
+        match controller_uid(o.as_ref()) {
+            Some(uid) => {
+                self.controlled.entry(uid.to_string()).or_default().insert(key, o);
+            }
+            None => {
+                self.orphans.entry(key.0).or_default().insert(key.1, o);
+            }
+        }
+    }
+
+    fn unindex(&mut self, key: &(String, String), o: &K) {
+        match controller_uid(o) {
+            Some(uid) => {
+                if let Some(objects) = self.controlled.get_mut(uid) {
+                    objects.remove(key);
+                    if objects.is_empty() {
+                        self.controlled.remove(uid);
+                    }
+                }
+            }
+            None => {
+                if let Some(names) = self.orphans.get_mut(&key.0) {
+                    names.remove(&key.1);
+                    if names.is_empty() {
+                        self.orphans.remove(&key.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The objects of one resource, by namespace and name, as the shared watch last saw them.
 pub struct Cache<K> {
-    objects: Arc<RwLock<Objects<K>>>,
+    objects: Arc<RwLock<Indexed<K>>>,
     ready: watch::Receiver<bool>,
 }
 
@@ -48,17 +126,30 @@ impl<K> Clone for Cache<K> {
 impl<K: Resource> Cache<K> {
     /// Every cached object.
     pub fn state(&self) -> Vec<Arc<K>> {
-        self.read().values().cloned().collect()
+        self.read().objects.values().cloned().collect()
     }
 
     /// The cached objects of one namespace.
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         let from = (namespace.to_string(), String::new());
-        self.read().range(from..).take_while(|((ns, _), _)| ns == namespace).map(|(_, o)| o.clone()).collect()
+        self.read().objects.range(from..).take_while(|((ns, _), _)| ns == namespace).map(|(_, o)| o.clone()).collect()
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.read().get(&(namespace.to_string(), name.to_string())).cloned()
+        self.read().objects.get(&(namespace.to_string(), name.to_string())).cloned()
+    }
+
+    /// The cached objects whose controller has this uid, in any namespace.
+    pub fn controlled_by(&self, uid: &str) -> Vec<Arc<K>> {
+        self.read().controlled.get(uid).map(|o| o.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The cached objects of one namespace that have no controller, those `keep` keeps
+    /// (looked at under the lock: only the kept ones are copied out).
+    pub fn orphans_in(&self, namespace: &str, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        let st = self.read();
+        let Some(orphans) = st.orphans.get(namespace) else { return Vec::new() };
+        orphans.values().filter(|o| keep(o)).cloned().collect()
     }
 
     /// Waits until the first full list is in (every waiter is woken, unlike
@@ -72,7 +163,7 @@ impl<K: Resource> Cache<K> {
         *self.ready.borrow()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects<K>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Indexed<K>> {
         self.objects.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -149,13 +240,14 @@ where
         UnboundedReceiverStream::new(rx)
     }
 
-    /// Runs the watch until aborted, feeding the cache and the subscribers.
-    pub async fn run(self, api: Api<K>, config: watcher::Config) {
+    /// Runs the watch until aborted, feeding the cache and the subscribers. Objects are
+    /// decoded without their managed fields ([`Slim`]), not decoded and then stripped.
+    pub async fn run(self, api: Api<Slim<K>>, config: watcher::Config) {
         let stream = watcher::watcher(api, config).default_backoff();
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(event) => self.apply(event),
+                Ok(event) => self.apply(unwrap_slim(event)),
                 // The watcher relists by itself after a failure; its backoff paces it.
                 Err(e) => tracing::debug!(error = %e, "shared watch failed; retrying"),
             }
@@ -185,7 +277,7 @@ where
             watcher::Event::InitApply(o) => fanout.relisting.get_or_insert_with(Vec::new).push(o.clone()),
             watcher::Event::InitDone => {
                 let listed = fanout.relisting.take().unwrap_or_default();
-                *self.write() = listed.into_iter().map(|o| (key_of(o.as_ref()), o)).collect();
+                self.write().replace_all(listed.into_iter().map(|o| (key_of(o.as_ref()), o)));
                 fanout.listed = true;
                 self.ready_tx.send_replace(true);
             }
@@ -193,8 +285,18 @@ where
         fanout.subscribers.retain(|tx| tx.send(event.clone()).is_ok());
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Objects<K>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Indexed<K>> {
         self.cache.objects.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn unwrap_slim<K>(event: watcher::Event<Slim<K>>) -> watcher::Event<K> {
+    match event {
+        watcher::Event::Apply(Slim(o)) => watcher::Event::Apply(o),
+        watcher::Event::InitApply(Slim(o)) => watcher::Event::InitApply(o),
+        watcher::Event::Delete(Slim(o)) => watcher::Event::Delete(o),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 
@@ -308,5 +410,69 @@ mod tests {
         informer.apply(watcher::Event::InitDone);
         assert!(informer.cache().get("a", "old").is_none() && informer.cache().get("a", "new").is_some());
         assert!(informer.fanout.lock().unwrap().subscribers.is_empty());
+    }
+
+    fn owned(ns: &str, name: &str, owners: &[(&str, bool)]) -> Pod {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let mut p = pod(ns, name);
+        p.metadata.owner_references = Some(
+            owners
+                .iter()
+                .map(|(uid, controller)| OwnerReference {
+                    uid: uid.to_string(),
+                    controller: Some(*controller),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        p
+    }
+
+    #[test]
+    fn objects_are_indexed_by_controller_and_orphans_by_namespace() {
+        let informer = Informer::<Pod>::default();
+        let cache = informer.cache();
+        let names = |v: Vec<Arc<Pod>>| {
+            let mut n: Vec<String> = v.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+            n.sort();
+            n
+        };
+        informer.apply(watcher::Event::Init);
+        informer.apply(watcher::Event::InitApply(owned("a", "p1", &[("rs1", true)])));
+        // An owner that is not the controller does not count.
+        informer.apply(watcher::Event::InitApply(owned("a", "p2", &[("other", false)])));
+        informer.apply(watcher::Event::InitApply(pod("b", "p3")));
+        informer.apply(watcher::Event::InitDone);
+        assert_eq!(names(cache.controlled_by("rs1")), ["p1"]);
+        assert_eq!(names(cache.orphans_in("a", |_| true)), ["p2"]);
+        assert_eq!(names(cache.orphans_in("b", |_| true)), ["p3"]);
+        assert!(cache.orphans_in("b", |p| p.metadata.name.as_deref() == Some("x")).is_empty());
+        assert!(cache.controlled_by("other").is_empty());
+
+        // Adopted, released, changed hands, deleted.
+        informer.apply(watcher::Event::Apply(owned("a", "p2", &[("rs1", true)])));
+        informer.apply(watcher::Event::Apply(owned("b", "p3", &[("rs2", true)])));
+        assert_eq!(names(cache.controlled_by("rs1")), ["p1", "p2"]);
+        assert!(cache.orphans_in("a", |_| true).is_empty() && cache.orphans_in("b", |_| true).is_empty());
+        informer.apply(watcher::Event::Apply(pod("a", "p1")));
+        informer.apply(watcher::Event::Apply(owned("b", "p3", &[("rs1", true)])));
+        assert_eq!(names(cache.controlled_by("rs1")), ["p2", "p3"]);
+        assert!(cache.controlled_by("rs2").is_empty());
+        assert_eq!(names(cache.orphans_in("a", |_| true)), ["p1"]);
+        // The index hands out the newest version of an object.
+        let mut newer = owned("b", "p3", &[("rs1", true)]);
+        newer.metadata.resource_version = Some("7".into());
+        informer.apply(watcher::Event::Apply(newer));
+        let p3 = cache.controlled_by("rs1").into_iter().find(|p| p.metadata.name.as_deref() == Some("p3")).unwrap();
+        assert_eq!(p3.metadata.resource_version.as_deref(), Some("7"));
+        informer.apply(watcher::Event::Delete(owned("a", "p2", &[("rs1", true)])));
+        assert_eq!(names(cache.controlled_by("rs1")), ["p3"]);
+
+        // A relist rebuilds the index from what it lists.
+        informer.apply(watcher::Event::Init);
+        informer.apply(watcher::Event::InitApply(owned("a", "p9", &[("rs2", true)])));
+        informer.apply(watcher::Event::InitDone);
+        assert!(cache.controlled_by("rs1").is_empty() && cache.orphans_in("a", |_| true).is_empty());
+        assert_eq!(names(cache.controlled_by("rs2")), ["p9"]);
     }
 }

@@ -34,6 +34,7 @@ pub mod replicaset;
 pub mod rollout;
 pub mod serviceaccount;
 pub mod servicelb;
+pub mod slim;
 pub mod workload;
 pub mod workqueue;
 

@@ -530,11 +530,21 @@ async fn sync(rs: &ReplicaSet, st: &State, ns: &str, key: &str) -> Result<Action
     // that already exist.
     st.pods.wait_until_ready().await;
     let now = Timestamp::now();
-    let pods: Vec<Arc<Pod>> = st.pods.in_namespace(ns);
+    let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
+    // The only pods it may claim: its own and the namespace's orphans (upstream's
+    // getRSPods, through the controller-uid index), not every pod of the namespace; of
+    // the orphans, only those it would adopt.
+    let selector = rs.spec.as_ref().map(|s| &s.selector);
+    let pods: Vec<Arc<Pod>> = st
+        .pods
+        .controlled_by(&rs_uid)
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .chain(st.pods.orphans_in(ns, |p| selector_matches(selector, p.metadata.labels.as_ref())))
+        .collect();
     let active: Vec<&Pod> = pods.iter().map(AsRef::as_ref).filter(|p| is_pod_active(p)).collect();
     let c = claim(rs, &active);
     let pod_api: Api<Pod> = Api::namespaced(st.client.clone(), ns);
-    let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
 
     for pod in &c.release {
         let patch = json!({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": rs_uid}], "uid": pod.uid()}});
@@ -574,7 +584,11 @@ async fn sync(rs: &ReplicaSet, st: &State, ns: &str, key: &str) -> Result<Action
     let claimed: Vec<&Pod> = c.owned.iter().copied().chain(adopted.iter()).collect();
 
     let manage_error = if st.expectations.satisfied(key) && rs.metadata.deletion_timestamp.is_none() {
-        let related = related_pods(st, rs, &active, &claimed);
+        let siblings = related_pods(st, rs, ns);
+        let related: Vec<&Pod> = match &siblings {
+            Some(pods) => pods.iter().map(AsRef::as_ref).collect(),
+            None => claimed.clone(),
+        };
         manage_replicas(st, rs, key, &pod_api, &claimed, &related, now).await.err()
     } else {
         None
@@ -598,8 +612,9 @@ async fn sync(rs: &ReplicaSet, st: &State, ns: &str, key: &str) -> Result<Action
 
 /// The active pods of every ReplicaSet with the same controller as `rs` (its
 /// Deployment's other revisions), for the colocation rank of deletion.
-fn related_pods<'a>(st: &State, rs: &ReplicaSet, active: &[&'a Pod], claimed: &[&'a Pod]) -> Vec<&'a Pod> {
-    let Some(owner) = controller_of(&rs.metadata) else { return claimed.to_vec() };
+/// `None` when `rs` has no controller: then its own claimed pods are all there is.
+fn related_pods(st: &State, rs: &ReplicaSet, ns: &str) -> Option<Vec<Arc<Pod>>> {
+    let owner = controller_of(&rs.metadata)?;
     let siblings: HashSet<String> = st
         .rses
         .state()
@@ -607,7 +622,12 @@ fn related_pods<'a>(st: &State, rs: &ReplicaSet, active: &[&'a Pod], claimed: &[
         .filter(|r| r.namespace() == rs.namespace() && controller_of(&r.metadata).is_some_and(|o| o.uid == owner.uid))
         .filter_map(|r| r.metadata.uid.clone())
         .collect();
-    active.iter().copied().filter(|p| controller_of(&p.metadata).is_some_and(|o| siblings.contains(&o.uid))).collect()
+    let pods = siblings
+        .iter()
+        .flat_map(|uid| st.pods.controlled_by(uid))
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && is_pod_active(p))
+        .collect();
+    Some(pods)
 }
 
 /// Applies [`manage`]'s decision; the error text (for ReplicaFailure) on failure.

@@ -186,6 +186,11 @@ impl Snapshot {
         self.term_counts.get(scopes).filter(|tc| tc.keys.iter().any(|k| k == key)).map(|tc| &tc.pairs)
     }
 
+    /// The bound (or assumed) pods labelled `key = value`, wherever they are.
+    pub fn pods_labelled<'s>(&'s self, key: &str, value: &str) -> impl Iterator<Item = &'s Arc<PodInfo>> + 's {
+        self.by_label.get(key).and_then(|values| values.get(value)).into_iter().flat_map(HashMap::values)
+    }
+
     pub fn pod_count(&self) -> usize {
         self.placed.len()
     }

@@ -193,18 +193,37 @@ impl<'a> ScoreState<'a> {
             })
             .collect();
         if pairs.values().any(|p| p.labelled) {
-            for node in cx.snap.nodes() {
-                if require_all && !has_all(node) {
-                    continue;
+            // Every matching pod of the cluster counts in its node's domain. A selector
+            // that needs some `key = value` (a Deployment's `pod-template-hash`, the
+            // system defaults' owner selector) finds its pods through the snapshot's label
+            // index; any other walks every node's pods.
+            let mut add = |c: &SpreadConstraint, key: &'a str, node: &'a NodeInfo, count: i64| {
+                if require_all && !has_all(node) || !node_included(c, pod, node) {
+                    return;
                 }
-                for (key, c) in &constraints {
-                    if *key == LABEL_HOSTNAME || !node_included(c, pod, node) {
-                        continue;
+                if let Some(e) = pairs.get_mut(&pair(node, key))
+                    && e.labelled
+                {
+                    e.count += count;
+                }
+            };
+            for (key, c) in constraints.iter().filter(|(key, _)| *key != LABEL_HOSTNAME) {
+                match c.selector.required_pair() {
+                    Some((k, v)) => {
+                        for p in cx.snap.pods_labelled(k, v) {
+                            if p.deleting || p.namespace != pod.namespace || !c.selector.matches(&p.labels) {
+                                continue;
+                            }
+                            // Pods on nodes not seen yet are on no node's list either.
+                            if let Some(node) = cx.snap.node(&p.node_name) {
+                                add(c, key, node, 1);
+                            }
+                        }
                     }
-                    if let Some(e) = pairs.get_mut(&pair(node, key))
-                        && e.labelled
-                    {
-                        e.count += count_matching(node, &c.selector, &pod.namespace);
+                    None => {
+                        for node in cx.snap.nodes() {
+                            add(c, key, node, count_matching(node, &c.selector, &pod.namespace));
+                        }
                     }
                 }
             }
@@ -263,6 +282,7 @@ mod tests {
     use super::*;
     use crate::testing::{N, P, cluster};
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn spread(p: P, key: &str, skew: i32, when: &str) -> P {
         p.spec(json!({"topologySpreadConstraints": [{"maxSkew": skew, "topologyKey": key, "whenUnsatisfiable": when,
@@ -369,5 +389,38 @@ mod tests {
         let st = ScoreState::new(&Cycle::new(&lonely, &snap), &feasible).expect("service groups the pod");
         assert_eq!(st.constraints.len(), 2);
         assert!(st.pairs.values().all(|p| !p.labelled), "no zone labels: nothing counted per zone");
+    }
+
+    #[test]
+    fn zone_counts_through_the_label_index_equal_a_scan_of_every_node() {
+        // `app = web` finds its pods through the index; `app in (web, none)` selects the
+        // same pods but has no single required pair, so it scans every node.
+        let zoned = |name: &str, zone: &str| N::new(name).label(LABEL_ZONE, zone);
+        let nodes = [zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b"), zoned("c1", "c"), N::new("nozone")];
+        let mut pods = vec![web("w1", "a1"), web("w2", "a2"), web("w3", "b1"), web("w4", "nozone")];
+        // Other namespaces, other labels, and a pod on a node not seen yet do not count.
+        pods.push(P::new("other-ns").ns("elsewhere").label("app", "web").on("c1"));
+        pods.push(P::new("other-app").label("app", "db").on("c1"));
+        pods.push(web("w5", "unknown-node"));
+        let snap = cluster(&nodes, &pods);
+        let with = |selector: serde_json::Value| {
+            P::new("new")
+                .label("app", "web")
+                .spec(json!({"topologySpreadConstraints": [{"maxSkew": 1,
+                "topologyKey": LABEL_ZONE, "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": selector}]}))
+                .build()
+        };
+        let indexed = with(json!({"matchLabels": {"app": "web"}}));
+        let scanned = with(json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "none"]}]}));
+        let feasible: Vec<&NodeInfo> = snap.nodes().iter().collect();
+        let scores = |pod: &PodInfo| {
+            let st = ScoreState::new(&Cycle::new(pod, &snap), &feasible).expect("constraints");
+            let counts: BTreeMap<String, i64> = st.pairs.iter().map(|((_, v), p)| (v.to_string(), p.count)).collect();
+            let s: Vec<i64> = feasible.iter().enumerate().map(|(j, n)| st.score(pod, j, n)).collect();
+            (counts, s)
+        };
+        let (counts, by_index) = scores(&indexed);
+        assert_eq!(counts, BTreeMap::from([("a".into(), 2), ("b".into(), 1), ("c".into(), 0)]));
+        assert_eq!((counts, by_index), scores(&scanned));
     }
 }

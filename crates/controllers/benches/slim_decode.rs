@@ -1,0 +1,83 @@
+//! What decoding a pod watch event costs the scheduler and the shared pod informer:
+//! into `Slim<Pod>` (managed fields skipped while decoding) against `Pod` (the
+//! baseline: everything decoded, managed fields dropped afterwards), in the same
+//! process, on the same lines, interleaved.
+//!
+//! The line is a bound pod as the API server sends it: defaulted as a create leaves it,
+//! with the managed fields the server records for its creator.
+//!
+//! `cargo bench -p rkube-controllers --bench slim_decode`
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::WatchEvent;
+use rkube_controllers::slim::Slim;
+use rkube_patch::Schema;
+use rkube_patch::apply::record_update;
+use serde_json::json;
+
+// The allocator the server runs with; allocation is much of what is measured.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "../../../testdata/bench_pod.rs"]
+mod bench_pod;
+
+const ROUNDS: usize = 31;
+const PER_ROUND: usize = 2_000;
+
+/// The watch line of pod `i` once bound: managed fields of its creator, then the
+/// scheduler's node and condition.
+fn line(i: usize, schema: &Schema) -> String {
+    let mut p = bench_pod::pod(i);
+    record_update(None, &mut p, "bench", None, schema, "io.k8s.api.core.v1.Pod", "2026-12-07T10:00:00Z");
+    p["metadata"]["resourceVersion"] = json!((1000 + i).to_string());
+    p["spec"]["nodeName"] = json!(format!("node-{}", i % 5000));
+    p["status"]["conditions"] =
+        json!([{"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-12-07T10:00:01Z"}]);
+    serde_json::to_string(&json!({"type": "MODIFIED", "object": p})).expect("a pod encodes")
+}
+
+/// Nanoseconds per decode, for one round over every line.
+fn round<K: serde::de::DeserializeOwned>(lines: &[String]) -> f64 {
+    let start = Instant::now();
+    for l in lines {
+        let ev: WatchEvent<K> = serde_json::from_str(l).expect("the line decodes");
+        std::hint::black_box(ev);
+    }
+    start.elapsed().as_nanos() as f64 / lines.len() as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let openapi = rkube_openapi::OpenApi::build();
+    let schema = Schema::new(openapi.schemas());
+    let lines: Vec<String> = (0..PER_ROUND).map(|i| line(i, &schema)).collect();
+
+    // Same result but for the managed fields, or the comparison means nothing.
+    let full: WatchEvent<Pod> = serde_json::from_str(&lines[0]).expect("decodes");
+    let slim: WatchEvent<Slim<Pod>> = serde_json::from_str(&lines[0]).expect("decodes");
+    let (WatchEvent::Modified(mut full), WatchEvent::Modified(Slim(slim))) = (full, slim) else {
+        panic!("both are MODIFIED events")
+    };
+    assert!(full.metadata.managed_fields.is_some());
+    full.metadata.managed_fields = None;
+    assert_eq!(full, slim);
+
+    let (mut base, mut new) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        base.push(round::<Pod>(&lines));
+        new.push(round::<Slim<Pod>>(&lines));
+    }
+    let (base, new) = (median(base), median(new));
+    let bytes = lines.iter().map(String::len).sum::<usize>() / lines.len();
+    println!("pod watch event ({bytes} bytes), median of {ROUNDS} rounds of {PER_ROUND}:");
+    println!("  decode as Pod (baseline)   {:8.2} µs", base / 1000.0);
+    println!("  decode as Slim<Pod>        {:8.2} µs", new / 1000.0);
+    println!("  speed-up                   {:8.2}x", base / new);
+}

@@ -1,0 +1,357 @@
+//! [`Slim`]: a Kubernetes object decoded without `metadata.managedFields`.
+//!
+//! Controllers never read managed fields (client-go's informers drop them with
+//! `TransformStripManagedFields`), but a watch decoded into a `k8s-openapi` type builds
+//! them first: every `fieldsV1` becomes a tree of JSON maps, one per field the manager
+//! owns, to be dropped right away. A pod's `fieldsV1` is about a fifth of its JSON and
+//! far more than that of the work of decoding it, since each of its keys is a map entry
+//! of its own. A watch of `Slim<Pod>` skips that part of the input instead; every other
+//! field is decoded by `K`'s own `Deserialize`, so the result is `K` with
+//! `managed_fields: None`.
+//!
+//! The skipping wraps the deserializer (as `serde_ignored` does): at the top level the
+//! value of `metadata`, and in it the value of `managedFields`, are intercepted; the rest
+//! passes through untouched.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// `K` as decoded without its managed fields (see the module's documentation). It
+/// serializes as `K`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Slim<K>(pub K);
+
+impl<K: Resource> Resource for Slim<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        self.0.meta()
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        self.0.meta_mut()
+    }
+}
+
+impl<'de, K: Deserialize<'de>> Deserialize<'de> for Slim<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        K::deserialize(Level { inner: deserializer, skip: Skip::Object }).map(Slim)
+    }
+}
+
+/// Which level of the object a wrapped deserializer is at.
+#[derive(Clone, Copy)]
+enum Skip {
+    /// The object itself: its `metadata` value is the next level.
+    Object,
+    /// The object's metadata: its `managedFields` value is skipped.
+    Metadata,
+}
+
+impl Skip {
+    /// The key under which the next level is, and (for the metadata) the key skipped.
+    fn key(self) -> &'static str {
+        match self {
+            Skip::Object => "metadata",
+            Skip::Metadata => "managedFields",
+        }
+    }
+}
+
+/// A deserializer at one of the two levels: a struct or map read through it gets its
+/// keys looked at; anything else passes through.
+struct Level<D> {
+    inner: D,
+    skip: Skip,
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Level<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner.deserialize_any(LevelVisitor { inner: visitor, skip: self.skip })
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner.deserialize_option(LevelVisitor { inner: visitor, skip: self.skip })
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner.deserialize_map(LevelVisitor { inner: visitor, skip: self.skip })
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.inner.deserialize_struct(name, fields, LevelVisitor { inner: visitor, skip: self.skip })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct newtype_struct seq tuple tuple_struct enum identifier ignored_any
+    }
+}
+
+/// Hands the visitor a map whose keys are looked at; every other shape as it is.
+struct LevelVisitor<V> {
+    inner: V,
+    skip: Skip,
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for LevelVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_map(LevelMap { inner: map, skip: self.skip, next_level: false })
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_some(Level { inner: deserializer, skip: self.skip })
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<V::Value, E> {
+        self.inner.visit_bool(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<V::Value, E> {
+        self.inner.visit_i64(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<V::Value, E> {
+        self.inner.visit_u64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<V::Value, E> {
+        self.inner.visit_f64(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<V::Value, E> {
+        self.inner.visit_str(v)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<V::Value, E> {
+        self.inner.visit_borrowed_str(v)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<V::Value, E> {
+        self.inner.visit_string(v)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_seq(seq)
+    }
+}
+
+/// The map of one level: reads each key itself, skips the skipped key's value, and
+/// wraps the next level's value.
+struct LevelMap<A> {
+    inner: A,
+    skip: Skip,
+    /// Whether the key just handed out is the one whose value is the next level.
+    next_level: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for LevelMap<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, A::Error> {
+        loop {
+            let Some(Key(key)) = self.inner.next_key::<Key<'de>>()? else { return Ok(None) };
+            let wanted = *key == *self.skip.key();
+            if wanted && matches!(self.skip, Skip::Metadata) {
+                self.inner.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            self.next_level = wanted;
+            return match key {
+                Cow::Borrowed(k) => seed.deserialize(de::value::BorrowedStrDeserializer::new(k)),
+                Cow::Owned(k) => seed.deserialize(k.into_deserializer()),
+            }
+            .map(Some);
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        if std::mem::take(&mut self.next_level) {
+            self.inner.next_value_seed(MetadataSeed(seed))
+        } else {
+            self.inner.next_value_seed(seed)
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+/// A map key, borrowed from the input when it can be (no escapes), so looking at it
+/// costs no allocation.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The metadata's value, read through a [`Level`] that skips its managed fields.
+struct MetadataSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetadataSeed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(Level { inner: deserializer, skip: Skip::Metadata })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod_json() -> serde_json::Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "web-0",
+                "namespace": "default",
+                "uid": "u-1",
+                "labels": {"app": "web"},
+                "managedFields": [{
+                    "manager": "kubectl",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {}}}
+                }],
+                "resourceVersion": "42",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "u-0"}]
+            },
+            "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "10m"}}}], "nodeName": "n1"},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+        })
+    }
+
+    #[test]
+    fn decodes_everything_but_the_managed_fields() {
+        let text = serde_json::to_string(&pod_json()).unwrap();
+        let slim: Slim<Pod> = serde_json::from_str(&text).unwrap();
+        let mut full: Pod = serde_json::from_str(&text).unwrap();
+        assert!(full.metadata.managed_fields.is_some(), "the input has managed fields");
+        assert_eq!(slim.0.metadata.managed_fields, None);
+        full.metadata.managed_fields = None;
+        assert_eq!(slim.0, full);
+        // From a `Value` (another deserializer) and from bytes alike.
+        let from_value: Slim<Pod> = serde_json::from_value(pod_json()).unwrap();
+        assert_eq!(from_value.0, full);
+    }
+
+    #[test]
+    fn only_the_metadata_managed_fields_are_skipped() {
+        // A `managedFields` key elsewhere (here: a ConfigMap's data, and a label) stays.
+        let cm = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {"managedFields": "x"}, "managedFields": [{"manager": "m"}]},
+            "data": {"managedFields": "kept", "metadata": "also kept"}
+        });
+        let slim: Slim<ConfigMap> = serde_json::from_value(cm).unwrap();
+        let data = slim.0.data.unwrap();
+        assert_eq!(data["managedFields"], "kept");
+        assert_eq!(data["metadata"], "also kept");
+        assert_eq!(slim.0.metadata.labels.unwrap()["managedFields"], "x");
+        assert_eq!(slim.0.metadata.managed_fields, None);
+        assert_eq!(slim.0.metadata.name.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn keeps_k8s_openapi_errors_and_checks() {
+        // Wrong kind: the type's own check still runs.
+        let err = serde_json::from_value::<Slim<Pod>>(json!({"apiVersion": "v1", "kind": "Node"})).unwrap_err();
+        assert!(err.to_string().contains("Node"), "{err}");
+        // A wrong type in the metadata, and in the skipped part's neighbours.
+        let err =
+            serde_json::from_value::<Slim<Pod>>(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": 3}}))
+                .unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        assert!(serde_json::from_str::<Slim<Pod>>(r#"{"apiVersion":"v1","kind":"Pod","metadata":7}"#).is_err());
+        // Escaped keys still match (the key is compared after unescaping).
+        let escaped =
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","managed\u0046ields":[{"manager":"m"}]}}"#;
+        let slim: Slim<Pod> = serde_json::from_str(escaped).unwrap();
+        assert_eq!(slim.0.metadata.managed_fields, None);
+        assert_eq!(slim.0.metadata.name.as_deref(), Some("p"));
+        // Null metadata, and no metadata at all.
+        let slim: Slim<Pod> = serde_json::from_str(r#"{"apiVersion":"v1","kind":"Pod","metadata":null}"#).unwrap();
+        assert_eq!(slim.0.metadata, ObjectMeta::default());
+        let slim: Slim<Pod> = serde_json::from_str(r#"{"apiVersion":"v1","kind":"Pod"}"#).unwrap();
+        assert_eq!(slim.0.metadata, ObjectMeta::default());
+    }
+
+    #[test]
+    fn serializes_as_the_object() {
+        let pod: Pod = serde_json::from_value(pod_json()).unwrap();
+        assert_eq!(serde_json::to_value(Slim(pod.clone())).unwrap(), serde_json::to_value(pod).unwrap());
+    }
+}
