@@ -337,10 +337,7 @@ impl WatchCache {
             let prev = st.objects.get(&ev.kv.key).map(|c| c.obj.clone());
             let event = match ev.event_type {
                 EventType::Put => {
-                    let (written, rv_at) = match self.take_written(&ev.kv, rev) {
-                        Some((obj, rv_at)) => (Some(obj), rv_at),
-                        None => (None, None),
-                    };
+                    let (written, rv_at) = self.take_written(&ev.kv, rev).map_or((None, None), |(o, at)| (Some(o), at));
                     let stored =
                         rv_at.map(|rv_at| Arc::new(StoredBytes { bytes: std::mem::take(&mut ev.kv.value), rv_at }));
                     let Some(obj) = written.or_else(|| decode(&ev.kv, rev)) else {

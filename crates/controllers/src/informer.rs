@@ -59,9 +59,12 @@ fn controller_uid<K: Resource>(o: &K) -> Option<&str> {
 
 impl<K: Resource> Indexed<K> {
     fn insert(&mut self, key: (String, String), o: Arc<K>) {
-        if let Some(old) = self.objects.insert(key.clone(), o.clone()) {
+        if let Some(old) = self.objects.insert(key.clone(), o.clone())
+            && controller_uid(old.as_ref()) != controller_uid(o.as_ref())
+        {
             self.unindex(&key, old.as_ref());
         }
+        // Same controller (most updates): the entry is replaced where it is.
         self.index(key, o);
     }
 
@@ -80,9 +83,14 @@ impl<K: Resource> Indexed<K> {
 
     fn index(&mut self, key: (String, String), o: Arc<K>) {
         match controller_uid(o.as_ref()) {
-            Some(uid) => {
-                self.controlled.entry(uid.to_string()).or_default().insert(key, o);
-            }
+            Some(uid) => match self.controlled.get_mut(uid) {
+                Some(objects) => {
+                    objects.insert(key, o);
+                }
+                None => {
+                    self.controlled.insert(uid.to_string(), BTreeMap::from([(key, o)]));
+                }
+            },
             None => {
                 self.orphans.entry(key.0).or_default().insert(key.1, o);
             }
