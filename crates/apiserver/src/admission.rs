@@ -80,8 +80,8 @@ const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccou
 /// (yet) is admitted: the namespace's `default` one is created asynchronously.
 pub fn mount_service_account_token(api: &Api, ns: Option<&str>, obj: &mut Value, suffix: &str) {
     let sa_name = obj["spec"]["serviceAccountName"].as_str().unwrap_or("default").to_string();
-    let sa = rkube_registry::lookup("", "v1", "serviceaccounts").and_then(|def| api.current(def, ns, &sa_name));
-    inject_service_account_volume(obj, sa.and_then(|(sa, _)| sa["automountServiceAccountToken"].as_bool()), suffix);
+    let sa = rkube_registry::lookup("", "v1", "serviceaccounts").and_then(|def| api.cached(def, ns, &sa_name));
+    inject_service_account_volume(obj, sa.and_then(|sa| sa["automountServiceAccountToken"].as_bool()), suffix);
 }
 
 /// [`mount_service_account_token`] once the ServiceAccount's own
@@ -229,7 +229,7 @@ pub fn record_managed_fields(
         return;
     }
     let manager = opts.field_manager.as_deref().unwrap_or("unknown");
-    let schema = rkube_patch::Schema::new(crate::openapi::get().schemas());
+    let schema = crate::openapi::patch_schema();
     rkube_patch::apply::record_update(
         old,
         new,

@@ -45,51 +45,72 @@ pub struct CacheEvent {
     stored: Option<Arc<StoredBytes>>,
 }
 
-/// An object's stored bytes and where its `resourceVersion` goes in its encoding.
+/// Where an encoded object's metadata object lies: the offsets of its opening and
+/// closing braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataSpan {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// An object's stored bytes and where its metadata lies in them.
 #[derive(Debug)]
 pub struct StoredBytes {
     bytes: Vec<u8>,
-    rv_at: usize,
+    span: MetadataSpan,
 }
 
 impl StoredBytes {
-    /// `bytes` and `rv_at` as [`encode_stored`] gave them.
-    pub fn new(bytes: Vec<u8>, rv_at: usize) -> StoredBytes {
-        StoredBytes { bytes, rv_at }
+    /// `bytes` and `span` as [`encode_stored`] gave them.
+    pub fn new(bytes: Vec<u8>, span: MetadataSpan) -> StoredBytes {
+        StoredBytes { bytes, span }
     }
 
     /// The cached object's JSON: the stored bytes with `"resourceVersion":"<revision>"`
     /// added last in the metadata, where the cache stamps it.
     pub fn with_resource_version(&self, revision: Revision) -> Option<String> {
         let text = std::str::from_utf8(&self.bytes).ok()?;
-        let (head, tail) = (text.get(..self.rv_at)?, text.get(self.rv_at..)?);
-        let rv = revision.to_string();
-        let mut out = String::with_capacity(text.len() + rv.len() + 22);
-        out.push_str(head);
-        // An empty metadata object gets no separating comma.
-        if !head.ends_with('{') {
-            out.push(',');
-        }
-        out.push_str("\"resourceVersion\":\"");
-        out.push_str(&rv);
-        out.push('"');
-        out.push_str(tail);
+        let (head, tail) = (text.get(..self.span.end)?, text.get(self.span.end..)?);
+        let mut out = String::with_capacity(text.len() + 40);
+        push_stamped(&mut out, head, revision, tail);
         Some(out)
+    }
+
+    /// Appends the cached object's metadata object (resourceVersion stamped) to `out`.
+    pub fn push_metadata(&self, out: &mut String, revision: Revision) -> Option<()> {
+        let text = std::str::from_utf8(&self.bytes).ok()?;
+        let head = text.get(self.span.start..self.span.end)?;
+        push_stamped(out, head, revision, "}");
+        Some(())
     }
 }
 
-/// Encodes an object to store, as `serde_json::to_vec` does, and finds where its
-/// `resourceVersion` goes once the cache has stamped it: the closing brace of its
-/// metadata (the cache adds it last there, see [`WatchCache::expect_write`]). `None`
+/// `head`, then `"resourceVersion":"<revision>"` as the object's last field, then `tail`.
+fn push_stamped(out: &mut String, head: &str, revision: Revision, tail: &str) {
+    out.push_str(head);
+    // An empty metadata object gets no separating comma.
+    if !head.ends_with('{') {
+        out.push(',');
+    }
+    out.push_str("\"resourceVersion\":\"");
+    out.push_str(&revision.to_string());
+    out.push('"');
+    out.push_str(tail);
+}
+
+/// Encodes an object to store, as `serde_json::to_vec` does, and finds its metadata
+/// object, whose closing brace is where its `resourceVersion` goes once the cache has
+/// stamped it (the cache adds it last there, see [`WatchCache::expect_write`]). `None`
 /// when that cannot be said: no metadata object, or one that still has a
 /// resourceVersion (stamping then replaces it in place).
 ///
 /// Each written object is sent to its watchers encoded; with this, that encoding is a
-/// copy of the stored bytes with one field added instead of a second serialization.
-pub fn encode_stored(obj: &Value) -> serde_json::Result<(Vec<u8>, Option<usize>)> {
+/// copy of the stored bytes with one field added instead of a second serialization
+/// (and a metadata-only watch copies just the metadata).
+pub fn encode_stored(obj: &Value) -> serde_json::Result<(Vec<u8>, Option<MetadataSpan>)> {
     let Value::Object(map) = obj else { return Ok((serde_json::to_vec(obj)?, None)) };
     let mut out = Vec::with_capacity(1024);
-    let mut rv_at = None;
+    let mut span = None;
     out.push(b'{');
     for (i, (k, v)) in map.iter().enumerate() {
         if i > 0 {
@@ -97,13 +118,14 @@ pub fn encode_stored(obj: &Value) -> serde_json::Result<(Vec<u8>, Option<usize>)
         }
         serde_json::to_writer(&mut out, k)?;
         out.push(b':');
+        let start = out.len();
         serde_json::to_writer(&mut out, v)?;
         if k == "metadata" && v.as_object().is_some_and(|m| !m.contains_key("resourceVersion")) {
-            rv_at = Some(out.len() - 1);
+            span = Some(MetadataSpan { start, end: out.len() - 1 });
         }
     }
     out.push(b'}');
-    Ok((out, rv_at))
+    Ok((out, span))
 }
 
 impl CacheEvent {
@@ -115,6 +137,22 @@ impl CacheEvent {
         prev: Option<Arc<Value>>,
     ) -> Self {
         CacheEvent { revision, key, kind, obj, prev, encoded: Arc::default(), stored: None }
+    }
+
+    /// The watch line of `obj` as `PartialObjectMetadata`, from the stored bytes: what
+    /// encoding it would write, without encoding its metadata again. `None` for objects
+    /// not written through this server (and deletions).
+    pub fn metadata_line(&self, kind: &str) -> Option<String> {
+        let stored = self.stored.as_ref()?;
+        let mut line = String::with_capacity(stored.span.end - stored.span.start + 128);
+        line.push_str("{\"type\":\"");
+        line.push_str(kind);
+        line.push_str(
+            "\",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+        );
+        stored.push_metadata(&mut line, self.revision)?;
+        line.push_str("}}\n");
+        Some(line)
     }
 
     /// `obj` encoded as JSON, once for all watchers.
@@ -255,7 +293,7 @@ struct Written {
     id: u64,
     bytes: Vec<u8>,
     obj: Value,
-    rv_at: Option<usize>,
+    span: Option<MetadataSpan>,
 }
 
 /// Forgets an expected write that never reached the cache (it failed, or its caller
@@ -337,9 +375,9 @@ impl WatchCache {
             let prev = st.objects.get(&ev.kv.key).map(|c| c.obj.clone());
             let event = match ev.event_type {
                 EventType::Put => {
-                    let (written, rv_at) = self.take_written(&ev.kv, rev).map_or((None, None), |(o, at)| (Some(o), at));
+                    let (written, span) = self.take_written(&ev.kv, rev).map_or((None, None), |(o, at)| (Some(o), at));
                     let stored =
-                        rv_at.map(|rv_at| Arc::new(StoredBytes { bytes: std::mem::take(&mut ev.kv.value), rv_at }));
+                        span.map(|span| Arc::new(StoredBytes { bytes: std::mem::take(&mut ev.kv.value), span }));
                     let Some(obj) = written.or_else(|| decode(&ev.kv, rev)) else {
                         tracing::warn!(key = %ev.kv.key, "undecodable object in store");
                         st.revision = rev;
@@ -369,30 +407,30 @@ impl WatchCache {
     /// `key`: when the store reports that write, the cache takes `obj` instead of decoding
     /// the bytes again (decoding every written object was ~7 % of the server's CPU when
     /// pods are created and bound at full speed). Keep the guard until the write has
-    /// been answered. `rv_at` is where [`encode_stored`] said the resourceVersion goes
-    /// in `bytes`: the cache stamps it last in `obj`'s metadata, so watchers get the
+    /// been answered. `span` is where [`encode_stored`] found the metadata in `bytes`:
+    /// the cache stamps the resourceVersion last in `obj`'s metadata, so watchers get the
     /// bytes with it added there instead of `obj` encoded again.
-    pub fn expect_write(&self, key: &str, bytes: &[u8], rv_at: Option<usize>, obj: Value) -> ExpectedWrite<'_> {
+    pub fn expect_write(&self, key: &str, bytes: &[u8], span: Option<MetadataSpan>, obj: Value) -> ExpectedWrite<'_> {
         let id = self.next_written.fetch_add(1, Ordering::Relaxed);
-        let w = Written { id, bytes: bytes.to_vec(), obj, rv_at };
+        let w = Written { id, bytes: bytes.to_vec(), obj, span };
         self.written.lock().unwrap_or_else(PoisonError::into_inner).entry(key.to_string()).or_default().push(w);
         ExpectedWrite { cache: self, key: key.to_string(), id }
     }
 
     /// The object written as `kv`, if its writer left it (byte for byte the same), and
     /// where its resourceVersion goes in its encoding.
-    fn take_written(&self, kv: &KeyValue, revision: Revision) -> Option<(Value, Option<usize>)> {
+    fn take_written(&self, kv: &KeyValue, revision: Revision) -> Option<(Value, Option<MetadataSpan>)> {
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
         let list = written.get_mut(&kv.key)?;
         let i = list.iter().position(|w| w.bytes == kv.value)?;
-        let Written { mut obj, rv_at, .. } = list.swap_remove(i);
+        let Written { mut obj, span, .. } = list.swap_remove(i);
         if list.is_empty() {
             written.remove(&kv.key);
         }
         drop(written);
         rkube_apimachinery::meta::metadata_mut(&mut obj)
             .insert("resourceVersion".into(), Value::String(revision.to_string()));
-        Some((obj, rv_at))
+        Some((obj, span))
     }
 
     /// The newest revision the cache has applied.
@@ -577,13 +615,18 @@ mod tests {
             json!({"a": 1, "metadata": {"name": "m", "annotations": {"k": "{\"metadata\":{}}"}}, "b": {"metadata": {}}}),
         ];
         for obj in objects {
-            let (bytes, rv_at) = encode_stored(&obj).unwrap();
+            let (bytes, span) = encode_stored(&obj).unwrap();
             assert_eq!(bytes, serde_json::to_vec(&obj).unwrap(), "{obj}");
-            let rv_at = rv_at.expect("a metadata object without a resourceVersion");
+            let span = span.expect("a metadata object without a resourceVersion");
             let mut cached = obj.clone();
             rkube_apimachinery::meta::metadata_mut(&mut cached).insert("resourceVersion".into(), json!("1234"));
-            let spliced = StoredBytes { bytes, rv_at }.with_resource_version(1234).unwrap();
+            let stored = StoredBytes { bytes, span };
+            let spliced = stored.with_resource_version(1234).unwrap();
             assert_eq!(spliced, serde_json::to_string(&cached).unwrap(), "{obj}");
+            // The metadata alone, as a metadata-only watch sends it.
+            let mut metadata = String::new();
+            stored.push_metadata(&mut metadata, 1234).unwrap();
+            assert_eq!(metadata, serde_json::to_string(&cached["metadata"]).unwrap(), "{obj}");
         }
         // Where stamping would not add the field last, no place is given.
         for obj in [
@@ -592,9 +635,9 @@ mod tests {
             json!([1]),
             json!({"metadata": null}),
         ] {
-            let (bytes, rv_at) = encode_stored(&obj).unwrap();
+            let (bytes, span) = encode_stored(&obj).unwrap();
             assert_eq!(bytes, serde_json::to_vec(&obj).unwrap());
-            assert_eq!(rv_at, None, "{obj}");
+            assert_eq!(span, None, "{obj}");
         }
     }
 
@@ -605,12 +648,12 @@ mod tests {
         let cache = WatchCache::start(store.clone()).await.unwrap();
         let mut live = cache.live.subscribe();
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
-        let (bytes, rv_at) = encode_stored(&obj).unwrap();
+        let (bytes, span) = encode_stored(&obj).unwrap();
         // A marker only the decoded object has: the event's encoding is made from the
         // bytes (no marker), not from the object.
         let mut marked = obj.clone();
         marked["marker"] = json!(true);
-        let expected = cache.expect_write("/registry/x/a", &bytes, rv_at, marked);
+        let expected = cache.expect_write("/registry/x/a", &bytes, span, marked);
         let kv = store.create("/registry/x/a", bytes).await.unwrap();
         cache.wait_for(kv.mod_revision).await;
         drop(expected);
@@ -619,6 +662,8 @@ mod tests {
         let mut want = obj.clone();
         want["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
         assert_eq!(ev.encoded().as_deref(), Some(serde_json::to_string(&want).unwrap().as_str()));
+        let metadata_event = json!({"type": "MODIFIED", "object": crate::table::partial_metadata(&want)});
+        assert_eq!(ev.metadata_line("MODIFIED"), Some(format!("{metadata_event}\n")));
 
         // Without a place for the resourceVersion, the object itself is encoded.
         let expected = cache.expect_write("/registry/x/b", br#"{"v":1}"#, None, json!({"v": 1, "marker": true}));

@@ -8,6 +8,7 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use rkube_apimachinery::ApiError;
 use rkube_openapi::OpenApi;
+use rkube_patch::apply::CreatedFieldsMemo;
 
 static OPENAPI: LazyLock<OpenApi> = LazyLock::new(OpenApi::build);
 
@@ -20,6 +21,15 @@ const PROTOBUF_V2_ANSWER: &str = "application/com.github.proto-openapi.spec.v2.v
 /// the server calls it once before it listens.
 pub fn get() -> &'static OpenApi {
     &OPENAPI
+}
+
+/// Creates' managed fields by object shape, for [`patch_schema`] (and only for it: the
+/// sets it holds were computed with those definitions).
+static CREATED_FIELDS: LazyLock<CreatedFieldsMemo> = LazyLock::new(CreatedFieldsMemo::new);
+
+/// The served types' schema for patches and managed fields.
+pub fn patch_schema() -> rkube_patch::Schema<'static> {
+    rkube_patch::Schema::new(get().schemas()).remembering_creates(&CREATED_FIELDS)
 }
 
 fn bytes_response(body: &'static [u8], content_type: &'static str, etag: Option<&str>, immutable: bool) -> Response {

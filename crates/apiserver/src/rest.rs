@@ -285,7 +285,7 @@ impl Api {
         let claims = self.tokens.verify(token)?;
         let alive = |plural: &str, c: &crate::tokens::ObjectClaim| {
             let def = rkube_registry::lookup("", "v1", plural)?;
-            let (obj, _) = self.current(def, Some(&claims.namespace), &c.name)?;
+            let obj = self.cached(def, Some(&claims.namespace), &c.name)?;
             let deleting = obj["metadata"].get("deletionTimestamp").is_some_and(|d| !d.is_null());
             (meta::uid(&obj) == Some(c.uid.as_str()) && !deleting).then_some(())
         };
@@ -306,6 +306,11 @@ impl Api {
     /// The current stored object (storage version), from the cache.
     pub fn current(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Option<(Value, Revision)> {
         self.cache.get(&key(def, ns, name)).map(|c| ((*c.obj).clone(), c.mod_revision))
+    }
+
+    /// The object as cached, shared rather than copied, for checks that only read it.
+    pub fn cached(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Option<Arc<Value>> {
+        self.cache.get(&key(def, ns, name)).map(|c| c.obj)
     }
 
     /// The namespace as cached (shared, not copied: every create in a namespace reads it).
@@ -444,9 +449,9 @@ impl Api {
         mut stored: Value,
     ) -> Result<(Arc<Value>, Option<String>), ApiError> {
         meta::metadata_mut(&mut stored).remove("resourceVersion");
-        let (bytes, rv_at) = encode_stored(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+        let (bytes, span) = encode_stored(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
         let name = obj_name(&stored);
-        let expected = self.cache.expect_write(key, &bytes, rv_at, stored);
+        let expected = self.cache.expect_write(key, &bytes, span, stored);
         let kv = self.store.create(key, bytes).await.map_err(|e| match e {
             StoreError::AlreadyExists { .. } => ApiError::already_exists(def.group, def.plural, &name),
             e => store_error(e),
@@ -454,7 +459,7 @@ impl Api {
         self.cache.wait_for(kv.mod_revision).await;
         drop(expected);
         let written = self.written(&kv);
-        let json = rv_at.and_then(|at| StoredBytes::new(kv.value, at).with_resource_version(kv.mod_revision));
+        let json = span.and_then(|span| StoredBytes::new(kv.value, span).with_resource_version(kv.mod_revision));
         Ok((written, json))
     }
 
@@ -708,8 +713,8 @@ impl Api {
                 return Ok(WriteResult { code: 200, body: Arc::new(to_served(def, &stored)?), json: None, warnings });
             }
             meta::metadata_mut(&mut stored).remove("resourceVersion");
-            let (bytes, rv_at) = encode_stored(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
-            let expected = self.cache.expect_write(&k, &bytes, rv_at, stored);
+            let (bytes, span) = encode_stored(&stored).map_err(|e| ApiError::internal(e.to_string()))?;
+            let expected = self.cache.expect_write(&k, &bytes, span, stored);
             match self.store.update(&k, bytes, cur.mod_revision).await {
                 Ok(kv) => {
                     self.cache.wait_for(kv.mod_revision).await;

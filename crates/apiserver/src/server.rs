@@ -509,7 +509,7 @@ fn apply_patch(
             Ok(rkube_patch::json_merge_patch(current, patch))
         }
         "application/strategic-merge-patch+json" => {
-            let schema = rkube_patch::Schema::new(crate::openapi::get().schemas());
+            let schema = crate::openapi::patch_schema();
             rkube_patch::strategic_merge_patch(current, patch, &schema, root).map_err(|e| patch_error(def, current, e))
         }
         other => Err(ApiError::UnsupportedMediaType {
@@ -561,7 +561,7 @@ pub async fn patch(
     }
     let opts = WriteOptions { apply: is_apply, ..opts.clone() };
     let name = t.name.clone().unwrap_or_default();
-    let schema = rkube_patch::Schema::new(crate::openapi::get().schemas());
+    let schema = crate::openapi::patch_schema();
     let r = api
         .guaranteed_update(t, &opts, is_apply, |cur| {
             if is_apply {

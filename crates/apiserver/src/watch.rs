@@ -110,10 +110,13 @@ impl Encoder {
         Some(line)
     }
 
-    /// The line for an object sent as stored, from its shared encoding: byte for byte
-    /// what [`Encoder::encode`] would write. `None` when this watch renders or converts
-    /// objects, so each must be encoded for it.
+    /// The line for an object sent as stored (or its metadata only), from its stored
+    /// bytes or its shared encoding: byte for byte what [`Encoder::encode`] would write.
+    /// `None` when this watch renders or converts objects, so each must be encoded for it.
     fn encode_shared(&self, kind: &str, ev: &CacheEvent) -> Option<String> {
+        if self.rendering == Rendering::PartialMetadata {
+            return ev.metadata_line(kind);
+        }
         if self.rendering != Rendering::Object || self.def.needs_conversion() {
             return None;
         }

@@ -8,6 +8,8 @@ use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
+use crate::apply::CreatedFieldsMemo;
+
 static EMPTY_DEFINITIONS: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
 
 /// Bound on `$ref` chains, so a self-referencing schema cannot loop forever.
@@ -18,18 +20,29 @@ const MAX_REF_DEPTH: usize = 32;
 #[derive(Debug, Clone, Copy)]
 pub struct Schema<'a> {
     definitions: &'a Map<String, Value>,
+    created: Option<&'a CreatedFieldsMemo>,
 }
 
 impl<'a> Schema<'a> {
     /// Wraps a definition map as produced by `rkube-openapi`.
     pub fn new(definitions: &'a Map<String, Value>) -> Self {
-        Self { definitions }
+        Self { definitions, created: None }
     }
 
     /// A schema that knows no type: every patch falls back to JSON-merge behaviour and
     /// every list is atomic.
     pub fn empty() -> Schema<'static> {
-        Schema { definitions: &EMPTY_DEFINITIONS }
+        Schema { definitions: &EMPTY_DEFINITIONS, created: None }
+    }
+
+    /// This schema, with creates' managed fields remembered by shape in `memo`. The memo
+    /// holds sets this schema computed, so it must always come with the same definitions.
+    pub fn remembering_creates(self, memo: &'a CreatedFieldsMemo) -> Self {
+        Self { created: Some(memo), ..self }
+    }
+
+    pub(crate) fn created_fields_memo(&self) -> Option<&'a CreatedFieldsMemo> {
+        self.created
     }
 
     /// The node for a top-level definition; an unknown name gives an untyped node.

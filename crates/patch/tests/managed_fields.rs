@@ -6,7 +6,7 @@ mod common;
 
 use common::{CONFIG_MAP, DEPLOYMENT, NODE, definitions};
 use rkube_patch::Schema;
-use rkube_patch::apply::record_update;
+use rkube_patch::apply::{CreatedFieldsMemo, record_update};
 use serde_json::{Value, json};
 
 const NOW: &str = "2026-12-07T10:00:00Z";
@@ -23,6 +23,16 @@ fn both_ways(obj: &Value, root: &str, subresource: Option<&str>) -> Value {
     let mut general = obj.clone();
     record_update(Some(&json!({})), &mut general, "creator", subresource, &schema, root, NOW);
     assert_eq!(fast.to_string(), general.to_string(), "fast and general paths disagree for {obj}");
+    // Through a memo: the first two creates of the shape compute the set (the second
+    // keeps it), the third is answered from the memo; all must record what the plain
+    // path does.
+    let memo = CreatedFieldsMemo::new();
+    let remembering = schema.remembering_creates(&memo);
+    for _ in 0..3 {
+        let mut through_memo = obj.clone();
+        record_update(None, &mut through_memo, "creator", subresource, &remembering, root, NOW);
+        assert_eq!(through_memo.to_string(), fast.to_string(), "the memo changed what was recorded for {obj}");
+    }
     fast["metadata"]["managedFields"].clone()
 }
 
@@ -138,4 +148,38 @@ fn the_fast_path_agrees_with_the_general_one_on_odd_shapes() {
         Value::Null
     );
     assert_eq!(both_ways(&deployment(), DEPLOYMENT, Some("status"))[0]["subresource"], "status");
+}
+
+#[test]
+fn one_memo_serves_objects_of_one_shape_and_keeps_list_contents_apart() {
+    let defs = definitions();
+    let plain = Schema::new(&defs);
+    let memo = CreatedFieldsMemo::new();
+    let remembering = plain.remembering_creates(&memo);
+    let pod_like = |name: &str, container: &str, port: i64| {
+        let mut d = deployment();
+        d["metadata"]["name"] = json!(name);
+        d["spec"]["replicas"] = json!(port);
+        d["spec"]["template"]["spec"]["containers"][0]["name"] = json!(container);
+        d
+    };
+    let record = |obj: &Value, schema: &Schema| {
+        let mut o = obj.clone();
+        record_update(None, &mut o, "creator", None, schema, DEPLOYMENT, NOW);
+        o["metadata"]["managedFields"].clone()
+    };
+    // Names and scalar values differ: one shape, one remembered set.
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let obj = pod_like(name, "nginx", i as i64);
+        assert_eq!(record(&obj, &remembering), record(&obj, &plain));
+    }
+    assert_eq!(memo.len(), 1);
+    // A list-map key is part of the set (`k:{"name":"web"}`): another container name is
+    // another shape, and must not get the first one's set.
+    let other = pod_like("d", "web", 1);
+    let recorded = record(&other, &remembering);
+    assert_eq!(recorded, record(&other, &plain));
+    assert_eq!(record(&other, &remembering), recorded, "seen twice: kept");
+    assert_ne!(recorded, record(&pod_like("e", "nginx", 1), &remembering));
+    assert_eq!(memo.len(), 2);
 }

@@ -96,12 +96,22 @@ pub fn schedule(pod: &PodInfo, snap: &Snapshot) -> Result<Placement, FitError> {
     }
 
     let totals = score(&cx, &feasible);
+    // Equal scores go to the node whose name sorts first. Every candidate is a reference
+    // into the snapshot's node slice, which is kept sorted by name, so comparing addresses
+    // compares names without reading them: with thousands of nodes that scattered read was
+    // a cache miss per feasible node.
     let mut best = 0;
     for j in 1..feasible.len() {
-        if totals[j] > totals[best] || (totals[j] == totals[best] && feasible[j].name() < feasible[best].name()) {
+        if totals[j] > totals[best]
+            || (totals[j] == totals[best] && std::ptr::from_ref(feasible[j]) < std::ptr::from_ref(feasible[best]))
+        {
             best = j;
         }
     }
+    debug_assert!(
+        feasible.iter().zip(&totals).all(|(n, t)| *t < totals[best] || n.name() >= feasible[best].name()),
+        "equal scores must go to the first name"
+    );
     Ok(Placement { node: feasible[best].name().to_string(), evaluated })
 }
 

@@ -10,12 +10,14 @@
 //! forced.
 
 mod fieldset;
+mod memo;
 mod walk;
 
 use serde_json::{Map, Value};
 
 use crate::schema::Schema;
 pub use fieldset::{FieldSet, PathElement, path_string};
+pub use memo::CreatedFieldsMemo;
 
 const APPLY: &str = "Apply";
 const UPDATE: &str = "Update";
@@ -307,8 +309,15 @@ pub fn record_update(
     let node = schema.root(root);
     if old.is_none() && entries.is_empty() {
         // A plain create: the creator owns every field it sent, and nobody else owns any.
-        let mut fields = walk::created_fields_v1(new, node);
-        strip_server_fields_v1(&mut fields);
+        let compute = || {
+            let mut fields = walk::created_fields_v1(new, node);
+            strip_server_fields_v1(&mut fields);
+            fields
+        };
+        let fields = match schema.created_fields_memo() {
+            Some(memo) => memo.fields(root, new, compute),
+            None => compute(),
+        };
         let version = api_version_of(new);
         let list = if fields.is_empty() {
             Vec::new()
