@@ -35,34 +35,34 @@ pub fn check_fields(def: &ResourceDef, obj: &Value, mode: FieldValidation) -> Re
     Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
 }
 
-/// Server-owned state of a new object: status as upstream's strategies reset it.
-pub fn prepare_create(def: &ResourceDef, obj: &mut Value, toleration_seconds: TolerationSeconds) {
-    let Some(map) = obj.as_object_mut() else { return };
+/// The status a new object starts with when the server owns it, as upstream's
+/// `PrepareForCreate` strategies reset it; `None` when the client's status stands.
+/// Upstream's field manager leaves these reset fields to nobody, so the create path takes
+/// the client's status out before recording managed fields and puts this in after.
+pub fn initial_status(def: &ResourceDef, obj: &Value) -> Option<Value> {
     match (def.group, def.plural) {
-        ("", "pods") => {
-            let qos = qos_class(map.get("spec"));
-            map.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
-            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
-                default_tolerations(spec, toleration_seconds);
-                if spec.get("serviceAccountName").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    spec.insert("serviceAccountName".into(), json!("default"));
-                }
-            }
+        ("", "pods") => Some(json!({"phase": "Pending", "qosClass": qos_class(obj.get("spec"))})),
+        ("", "namespaces") => Some(json!({"phase": "Active"})),
+        ("", "nodes") => None,
+        ("", "services") => Some(json!({"loadBalancer": {}})),
+        ("", "persistentvolumes") | ("", "persistentvolumeclaims") => Some(json!({"phase": "Pending"})),
+        _ if def.subresource("status").is_some() => Some(json!({})),
+        _ => None,
+    }
+}
+
+/// Upstream's built-in mutating admission of a new object, which runs after the field
+/// manager (so the creator owns none of it): the default not-ready/unreachable
+/// tolerations of a pod (DefaultTolerationSeconds) and its ServiceAccount name.
+pub fn admit_create(def: &ResourceDef, obj: &mut Value, toleration_seconds: TolerationSeconds) {
+    if (def.group, def.plural) != ("", "pods") {
+        return;
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        default_tolerations(spec, toleration_seconds);
+        if spec.get("serviceAccountName").and_then(Value::as_str).is_none_or(str::is_empty) {
+            spec.insert("serviceAccountName".into(), json!("default"));
         }
-        ("", "namespaces") => {
-            map.insert("status".into(), json!({"phase": "Active"}));
-        }
-        ("", "nodes") => {}
-        ("", "services") => {
-            map.insert("status".into(), json!({"loadBalancer": {}}));
-        }
-        ("", "persistentvolumes") | ("", "persistentvolumeclaims") => {
-            map.insert("status".into(), json!({"phase": "Pending"}));
-        }
-        _ if def.subresource("status").is_some() => {
-            map.insert("status".into(), json!({}));
-        }
-        _ => {}
     }
 }
 
@@ -437,7 +437,7 @@ mod tests {
     fn pods_get_default_tolerations_unless_they_have_their_own() {
         let def = rkube_registry::lookup("", "v1", "pods").unwrap();
         let mut pod = json!({"spec": {"containers": [{"name": "a"}]}});
-        prepare_create(def, &mut pod, TolerationSeconds::default());
+        admit_create(def, &mut pod, TolerationSeconds::default());
         let keys: Vec<&str> =
             pod["spec"]["tolerations"].as_array().unwrap().iter().filter_map(|t| t["key"].as_str()).collect();
         assert_eq!(keys, ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]);
@@ -445,13 +445,13 @@ mod tests {
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
         let mut own = json!({"spec": {"serviceAccountName": "robot", "tolerations": [
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}]}});
-        prepare_create(def, &mut own, TolerationSeconds::default());
+        admit_create(def, &mut own, TolerationSeconds::default());
         let t = own["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0]["tolerationSeconds"], 10);
         assert_eq!(own["spec"]["serviceAccountName"], "robot");
         let mut all = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
-        prepare_create(def, &mut all, TolerationSeconds::default());
+        admit_create(def, &mut all, TolerationSeconds::default());
         assert_eq!(all["spec"]["tolerations"].as_array().unwrap().len(), 1);
     }
 

@@ -506,17 +506,30 @@ impl Api {
                 m.remove("generation");
             }
         }
-        admission::prepare_create(def, &mut obj, self.config.default_tolerations);
+        // Upstream's order: defaults (applied as the body is decoded), the field manager,
+        // then the strategy's reset status and mutating admission, whose fields the
+        // creator does not own (a pod's kube-api-access volume, default tolerations),
+        // then validation.
+        admission::default_object(def, &mut obj);
+        let status = admission::initial_status(def, &obj);
+        if status.is_some()
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.shift_remove("status");
+        }
+        admission::record_managed_fields(def, None, &mut obj, opts, t.subresource.as_deref());
+        if let (Some(status), Some(m)) = (status, obj.as_object_mut()) {
+            m.insert("status".into(), status);
+        }
+        admission::admit_create(def, &mut obj, self.config.default_tolerations);
         if def.group.is_empty() && def.plural == "pods" {
             admission::mount_service_account_token(self, ns.as_deref(), &mut obj, &random_suffix());
         }
-        admission::default_object(def, &mut obj);
         admission::validate_create(def, &obj)?;
         let name = obj_name(&obj);
         if let Some(ns) = &ns {
             self.check_namespace_writable(def, ns, &name)?;
         }
-        admission::record_managed_fields(def, None, &mut obj, opts, t.subresource.as_deref());
         let mut stored = to_storage(obj, def).map_err(|e| ApiError::internal(e.to_string()))?;
         let storage = storage_def(def);
         let k = key(def, ns.as_deref(), &name);

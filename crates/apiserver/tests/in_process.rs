@@ -149,3 +149,44 @@ async fn a_binding_sets_the_node_and_condition_but_owns_no_fields() {
     assert_eq!(code, 409, "{status}");
     assert!(status["message"].as_str().unwrap().contains("already assigned to node \"n1\""), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_pods_creator_owns_what_it_sent_and_the_defaults_not_admissions_additions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let admin = user("admin", &["system:masters"]);
+    let uri = "/api/v1/namespaces/default/pods?fieldManager=creator";
+    let mut entries = Vec::new();
+    for name in ["a", "b", "c"] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+                         "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        let (code, created) = call(&server, &admin, "POST", uri, Some(pod)).await;
+        assert_eq!(code, 201, "{created}");
+        // Admission did add these to the pod…
+        let volume = created["spec"]["volumes"][0]["name"].as_str().unwrap_or_default().to_string();
+        assert!(volume.starts_with("kube-api-access-"), "{created}");
+        assert_eq!(created["spec"]["tolerations"].as_array().map(Vec::len), Some(2), "{created}");
+        assert_eq!(created["status"]["phase"], "Pending");
+        let entry = created["metadata"]["managedFields"][0].clone();
+        assert_eq!(created["metadata"]["managedFields"].as_array().map(Vec::len), Some(1), "{created}");
+        let fields = &entry["fieldsV1"];
+        // …but, as upstream's field manager runs before mutating admission and status is
+        // reset by the strategy, the creator owns none of them.
+        assert!(fields["f:spec"].get("f:volumes").is_none(), "{fields}");
+        assert!(fields["f:spec"].get("f:tolerations").is_none(), "{fields}");
+        assert!(fields["f:spec"].get("f:serviceAccountName").is_none(), "{fields}");
+        assert!(fields.get("f:status").is_none(), "{fields}");
+        let c = &fields["f:spec"]["f:containers"][r#"k:{"name":"c"}"#];
+        assert!(c.get("f:volumeMounts").is_none(), "{fields}");
+        // What it sent, and the defaults applied as the body was decoded, it owns.
+        assert_eq!(c["f:image"], json!({}), "{fields}");
+        assert_eq!(c["f:imagePullPolicy"], json!({}), "{fields}");
+        assert_eq!(fields["f:spec"]["f:restartPolicy"], json!({}), "{fields}");
+        assert_eq!(fields["f:metadata"]["f:labels"]["f:app"], json!({}), "{fields}");
+        entries.push(entry);
+    }
+    // Pods alike but for names, labels' values and their random volume name: the same
+    // set each time (the third from the memo of shapes).
+    assert!(entries.windows(2).all(|w| w[0]["fieldsV1"] == w[1]["fieldsV1"]), "{entries:?}");
+    server.shutdown().await;
+}

@@ -347,6 +347,65 @@ impl PodInfo {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// Whether `other` is this pod as a snapshot counts it: equal in everything but its
+    /// `PodScheduled` condition, which only matters while a pod waits to be scheduled.
+    /// (Every field is named, so a new one must be decided on here.)
+    pub fn placed_alike(&self, other: &PodInfo) -> bool {
+        let PodInfo {
+            namespace,
+            name,
+            uid,
+            labels,
+            node_name,
+            scheduler_name,
+            priority,
+            preemption_never,
+            deleting,
+            terminal,
+            gated,
+            requests,
+            non_zero_cpu,
+            non_zero_memory,
+            host_ports,
+            node_selector,
+            required_node_affinity,
+            preferred_node_affinity,
+            tolerations,
+            required_affinity,
+            required_anti_affinity,
+            preferred_affinity,
+            preferred_anti_affinity,
+            spread_constraints,
+            controller,
+            condition: _,
+        } = self;
+        *namespace == other.namespace
+            && *name == other.name
+            && *uid == other.uid
+            && *labels == other.labels
+            && *node_name == other.node_name
+            && *scheduler_name == other.scheduler_name
+            && *priority == other.priority
+            && *preemption_never == other.preemption_never
+            && *deleting == other.deleting
+            && *terminal == other.terminal
+            && *gated == other.gated
+            && *requests == other.requests
+            && *non_zero_cpu == other.non_zero_cpu
+            && *non_zero_memory == other.non_zero_memory
+            && *host_ports == other.host_ports
+            && *node_selector == other.node_selector
+            && *required_node_affinity == other.required_node_affinity
+            && *preferred_node_affinity == other.preferred_node_affinity
+            && *tolerations == other.tolerations
+            && *required_affinity == other.required_affinity
+            && *required_anti_affinity == other.required_anti_affinity
+            && *preferred_affinity == other.preferred_affinity
+            && *preferred_anti_affinity == other.preferred_anti_affinity
+            && *spread_constraints == other.spread_constraints
+            && *controller == other.controller
+    }
+
     /// Whether this scheduler should place the pod.
     pub fn wants_scheduling(&self) -> bool {
         self.node_name.is_empty()

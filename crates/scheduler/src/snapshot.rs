@@ -309,9 +309,40 @@ impl Snapshot {
     /// assumed pod with this key is confirmed.
     pub fn upsert_pod(&mut self, pod: Arc<PodInfo>) {
         let key = pod.key();
-        self.remove_placed(&key, &pod.namespace, &pod.name);
         self.assumed.remove(&key);
+        if self.replace_alike(&key, &pod) {
+            return;
+        }
+        self.remove_placed(&key, &pod.namespace, &pod.name);
         self.place(key, pod);
+    }
+
+    /// Puts `pod` where the copy already placed on its node is, when that copy counts the
+    /// same ([`PodInfo::placed_alike`]): the usual case, the watch confirming a binding
+    /// this scheduler assumed. Taking the old copy out of every count and index and
+    /// putting the new one in again came to a fifth of the scheduler's time per pod.
+    fn replace_alike(&mut self, key: &str, pod: &Arc<PodInfo>) -> bool {
+        let Some(&i) =
+            self.placed.get(key).filter(|node| **node == pod.node_name).and_then(|node| self.index.get(node))
+        else {
+            return false;
+        };
+        let Some(slot) = self.nodes[i]
+            .pods
+            .iter_mut()
+            .find(|p| p.name == pod.name && p.namespace == pod.namespace && p.placed_alike(pod))
+        else {
+            return false;
+        };
+        *slot = Arc::clone(pod);
+        for (k, v) in &pod.labels {
+            if let Some(indexed) =
+                self.by_label.get_mut(k).and_then(|values| values.get_mut(v)).and_then(|p| p.get_mut(key))
+            {
+                *indexed = Arc::clone(pod);
+            }
+        }
+        true
     }
 
     fn place(&mut self, key: String, pod: Arc<PodInfo>) {
@@ -558,6 +589,42 @@ mod tests {
         assert!(!s.is_assumed(&p));
         s.forget(&p);
         assert_eq!(s.node("a").unwrap().requested.milli_cpu, 500, "a confirmed pod is not forgotten");
+    }
+
+    #[test]
+    fn a_confirmed_binding_replaces_the_assumed_copy_everywhere_and_counts_it_once() {
+        let mut s = Snapshot::new();
+        s.upsert_node(spec("a"));
+        s.upsert_node(spec("b"));
+        let mut p = pod("d", "p", "", "500m");
+        p.labels = [("app".to_string(), "web".to_string())].into();
+        s.assume(&p, "a");
+        // The watch's copy differs only in its condition: swapped in place.
+        let scheduled = crate::pod_info::ScheduledCondition { status: "True".into(), ..Default::default() };
+        let bound = Arc::new(PodInfo { node_name: "a".into(), condition: Some(scheduled), ..p.clone() });
+        s.upsert_pod(Arc::clone(&bound));
+        let a = s.node("a").unwrap();
+        assert_eq!((a.pods.len(), a.requested.milli_cpu), (1, 500));
+        assert!(Arc::ptr_eq(&a.pods[0], &bound), "the node holds the confirmed copy");
+        let labelled: Vec<_> = s.pods_labelled("app", "web").collect();
+        assert!(labelled.len() == 1 && Arc::ptr_eq(labelled[0], &bound), "so does the label index");
+        assert_eq!(s.pod_count(), 1);
+
+        // Anything the snapshot counts differs: taken out and put in again.
+        let relabelled = Arc::new(PodInfo {
+            labels: [("app".to_string(), "db".to_string())].into(),
+            requests: crate::resources::Resources { milli_cpu: 700, ..Default::default() },
+            ..(*bound).clone()
+        });
+        s.upsert_pod(Arc::clone(&relabelled));
+        assert_eq!(s.pods_labelled("app", "web").count(), 0);
+        assert_eq!(s.pods_labelled("app", "db").count(), 1);
+        assert_eq!(s.node("a").unwrap().requested.milli_cpu, 700);
+        // And on another node: moved.
+        s.upsert_pod(Arc::new(PodInfo { node_name: "b".into(), ..(*relabelled).clone() }));
+        assert_eq!((s.node("a").unwrap().pods.len(), s.node("a").unwrap().requested.milli_cpu), (0, 0));
+        assert_eq!((s.node("b").unwrap().pods.len(), s.node("b").unwrap().requested.milli_cpu), (1, 700));
+        assert_eq!(s.pod_count(), 1);
     }
 
     #[test]

@@ -92,13 +92,19 @@ impl CreatedFieldsMemo {
         if first_sight {
             return fields;
         }
-        if let Ok(mut inner) = self.inner.lock() {
-            if inner.sets.len() >= MAX_SHAPES {
-                inner.sets.clear();
+        let kept = Arc::new(fields.clone());
+        let dropped = match self.inner.lock() {
+            Ok(mut inner) => {
+                let full = inner.sets.len() >= MAX_SHAPES;
+                let dropped = if full { std::mem::take(&mut inner.sets) } else { HashMap::new() };
+                inner.seen_once.remove(&hash);
+                inner.sets.insert(key, kept);
+                dropped
             }
-            inner.seen_once.remove(&hash);
-            inner.sets.insert(key, Arc::new(fields.clone()));
-        }
+            Err(_) => HashMap::new(),
+        };
+        // Freeing a thousand sets takes a while: not while other creates wait for the lock.
+        drop(dropped);
         fields
     }
 }
