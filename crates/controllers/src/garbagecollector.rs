@@ -34,6 +34,8 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use crate::slim::Slim;
+
 use self::graph::{
     AbsentKey, Decision, FINALIZER_FOREGROUND, FINALIZER_ORPHAN, Graph, Identity, Observed, OwnerRef, Policy, RefState,
     Uid, Work,
@@ -159,7 +161,9 @@ async fn discover(client: &Client) -> ApiResources {
 
 /// Watches one resource's metadata and reports every change to the graph.
 async fn monitor(client: Client, index: usize, r: Resource, tx: mpsc::Sender<Change>) {
-    let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client, &r.ar);
+    // Without managed fields: the graph reads owners, finalizers and deletion only, and
+    // every pod and event write reaches this watch.
+    let api: Api<Slim<PartialObjectMeta<DynamicObject>>> = Api::all_with(client, &r.ar);
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     pin_mut!(stream);
     let mut listing: HashSet<Uid> = HashSet::new();
@@ -169,17 +173,17 @@ async fn monitor(client: Client, index: usize, r: Resource, tx: mpsc::Sender<Cha
                 listing.clear();
                 continue;
             }
-            Ok(Event::InitApply(o)) => {
+            Ok(Event::InitApply(Slim(o))) => {
                 let Some(obs) = observed(&r, &o.metadata) else { continue };
                 listing.insert(obs.identity.uid.clone());
                 Change::Observed(index, obs)
             }
             Ok(Event::InitDone) => Change::Listed(index, std::mem::take(&mut listing)),
-            Ok(Event::Apply(o)) => match observed(&r, &o.metadata) {
+            Ok(Event::Apply(Slim(o))) => match observed(&r, &o.metadata) {
                 Some(obs) => Change::Observed(index, obs),
                 None => continue,
             },
-            Ok(Event::Delete(o)) => match o.metadata.uid {
+            Ok(Event::Delete(Slim(o))) => match o.metadata.uid {
                 Some(uid) => Change::Deleted(uid),
                 None => continue,
             },

@@ -309,6 +309,24 @@ mod tests {
     }
 
     #[test]
+    fn metadata_only_objects_as_the_garbage_collector_watches_them() {
+        use kube::api::DynamicObject;
+        use kube::core::PartialObjectMeta;
+        let mut line = serde_json::json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                          "metadata": pod_json()["metadata"].clone()});
+        line["metadata"]["finalizers"] = serde_json::json!(["f"]);
+        line["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "rs", "uid": "u1", "controller": true}]);
+        let text = line.to_string();
+        let slim: Slim<PartialObjectMeta<DynamicObject>> = serde_json::from_str(&text).unwrap();
+        let mut full: PartialObjectMeta<DynamicObject> = serde_json::from_str(&text).unwrap();
+        assert!(full.metadata.managed_fields.is_some(), "the input has managed fields");
+        full.metadata.managed_fields = None;
+        assert_eq!(slim.0.metadata, full.metadata);
+        assert_eq!(slim.0.metadata.owner_references.as_ref().map(Vec::len), Some(1));
+    }
+
+    #[test]
     fn only_the_metadata_managed_fields_are_skipped() {
         // A `managedFields` key elsewhere (here: a ConfigMap's data, and a label) stays.
         let cm = json!({
