@@ -18,6 +18,61 @@ use tokio::sync::{broadcast, watch};
 /// How many recent events a watch can start from without going to the store.
 const WINDOW: usize = 20_000;
 
+/// How many live events one resource's watchers may fall behind before they are ended
+/// (`410 Expired`, as upstream's cacher ends a watcher it cannot keep up with).
+const LIVE_CAPACITY: usize = 4096;
+
+/// The resource a store key or watch prefix belongs to: its first segment after
+/// `/registry/` (`pods` in `/registry/pods/default/web`). `None` when the prefix does
+/// not name one whole segment (`/registry/`, `/registry/po`).
+fn resource_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("/registry/")?;
+    let (resource, _) = rest.split_once('/')?;
+    (!resource.is_empty()).then_some(resource)
+}
+
+/// Live events, fanned out by resource: a pod event wakes the pod watchers, not every
+/// watch of the server (the garbage collector alone watches every resource; one shared
+/// channel woke all of them, and let a burst of one resource's events push another
+/// resource's idle watchers past the channel's capacity).
+#[derive(Default)]
+struct Live {
+    by_resource: HashMap<Box<str>, broadcast::Sender<CacheEvent>>,
+    /// Watches whose prefix names no single resource.
+    everything: Option<broadcast::Sender<CacheEvent>>,
+}
+
+impl Live {
+    fn subscribe(&mut self, prefix: &str) -> broadcast::Receiver<CacheEvent> {
+        let sender = match resource_of(prefix) {
+            Some(resource) => self.by_resource.entry(resource.into()).or_insert_with(new_channel),
+            None => self.everything.get_or_insert_with(new_channel),
+        };
+        sender.subscribe()
+    }
+
+    /// Sends `event` to its resource's watchers and to those of everything, and forgets
+    /// a channel whose watchers are all gone.
+    fn send(&mut self, event: CacheEvent) {
+        if let Some(all) = &self.everything
+            && all.send(event.clone()).is_err()
+        {
+            self.everything = None;
+        }
+        let key = event.key.clone();
+        if let Some(resource) = resource_of(&key)
+            && let Some(sender) = self.by_resource.get(resource)
+            && sender.send(event).is_err()
+        {
+            self.by_resource.remove(resource);
+        }
+    }
+}
+
+fn new_channel() -> broadcast::Sender<CacheEvent> {
+    broadcast::channel(LIVE_CAPACITY).0
+}
+
 /// An object as cached: its JSON (storage version, `resourceVersion` filled in).
 #[derive(Debug, Clone)]
 pub struct Cached {
@@ -279,7 +334,9 @@ impl State {
 /// The cache shared by every handler.
 pub struct WatchCache {
     state: RwLock<State>,
-    live: broadcast::Sender<CacheEvent>,
+    /// Taken after `state` when both are held (a watch subscribes while it reads the
+    /// window, so no event falls between the two).
+    live: Mutex<Live>,
     rev_tx: watch::Sender<Revision>,
     /// Objects being written through this server, as their writers decoded them, by key
     /// (see [`WatchCache::expect_write`]).
@@ -335,7 +392,6 @@ impl WatchCache {
             }
         }
         let rev = snapshot.revision;
-        let (live, _) = broadcast::channel(4096);
         let (rev_tx, _) = watch::channel(rev);
         let cache = Arc::new(WatchCache {
             state: RwLock::new(State {
@@ -345,7 +401,7 @@ impl WatchCache {
                 window_start: rev,
                 revision: rev,
             }),
-            live,
+            live: Mutex::default(),
             rev_tx,
             written: Mutex::default(),
             next_written: AtomicU64::new(0),
@@ -399,7 +455,7 @@ impl WatchCache {
             st.revision = rev;
             event
         };
-        let _ = self.live.send(event);
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).send(event);
         self.rev_tx.send_replace(rev);
     }
 
@@ -476,7 +532,7 @@ impl WatchCache {
         if rev < st.window_start {
             return None;
         }
-        let rx = self.live.subscribe();
+        let rx = self.subscribe(prefix);
         let first = st.events.partition_point(|e| e.revision <= rev);
         let past = st.events.range(first..).filter(|e| e.key.starts_with(prefix)).map(WindowEvent::to_event).collect();
         Some((past, rx, st.revision))
@@ -486,7 +542,7 @@ impl WatchCache {
     /// them (for watches from "now" or resourceVersion=0).
     pub fn snapshot_and_watch(&self, prefix: &str) -> (Vec<Cached>, broadcast::Receiver<CacheEvent>, Revision) {
         let st = self.state.read().expect("cache lock poisoned");
-        let rx = self.live.subscribe();
+        let rx = self.subscribe(prefix);
         let items = st
             .objects
             .range(prefix.to_string()..)
@@ -494,6 +550,12 @@ impl WatchCache {
             .map(|(_, v)| v.clone())
             .collect();
         (items, rx, st.revision)
+    }
+
+    /// A receiver of the live events under `prefix` (and maybe others: watchers still
+    /// filter by their prefix).
+    fn subscribe(&self, prefix: &str) -> broadcast::Receiver<CacheEvent> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).subscribe(prefix)
     }
 
     /// The oldest revision a watch can start from in memory.
@@ -508,6 +570,49 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_key_or_prefix_names_its_resource_only_by_a_whole_segment() {
+        assert_eq!(resource_of("/registry/pods/default/web"), Some("pods"));
+        assert_eq!(resource_of("/registry/pods/"), Some("pods"));
+        assert_eq!(resource_of("/registry/nodes/a"), Some("nodes"));
+        for prefix in ["/registry/", "/registry/po", "/registry//x", "/other/pods/a", ""] {
+            assert_eq!(resource_of(prefix), None, "{prefix}");
+        }
+    }
+
+    #[tokio::test]
+    async fn live_events_reach_their_resources_watchers_and_a_burst_elsewhere_does_not_expire_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let mut pods = cache.subscribe("/registry/pods/");
+        let mut everything = cache.subscribe("/registry/");
+        // More config map events than a channel holds, none read.
+        let mut last = 0;
+        for i in 0..LIVE_CAPACITY + 10 {
+            last = store.create(&format!("/registry/configmaps/ns/c{i}"), b"{}".to_vec()).await.unwrap().mod_revision;
+        }
+        let pod = store.create("/registry/pods/ns/p", b"{}".to_vec()).await.unwrap().mod_revision;
+        cache.wait_for(pod).await;
+        assert!(last < pod);
+
+        let ev = pods.try_recv().expect("the pod watcher kept up and sees the pod");
+        assert_eq!((ev.revision, &*ev.key), (pod, "/registry/pods/ns/p"));
+        assert!(pods.try_recv().is_err(), "nothing but pods reaches the pod watcher");
+        // A watch of everything sees the burst, and fell behind it.
+        assert!(matches!(everything.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+
+        // A resource's channel goes once its last watcher has, and comes back with the next.
+        drop(pods);
+        let again = store.create("/registry/pods/ns/q", b"{}".to_vec()).await.unwrap().mod_revision;
+        cache.wait_for(again).await;
+        assert!(!cache.live.lock().unwrap().by_resource.contains_key("pods"));
+        let mut pods = cache.subscribe("/registry/pods/ns/");
+        let third = store.create("/registry/pods/ns/r", b"{}".to_vec()).await.unwrap().mod_revision;
+        cache.wait_for(third).await;
+        assert_eq!(pods.try_recv().unwrap().revision, third);
+    }
 
     #[tokio::test]
     async fn a_write_the_cache_expects_is_taken_as_given_others_are_decoded() {
@@ -549,7 +654,7 @@ mod tests {
         // take the previous version's JSON from.
         let r0 = store.create("/registry/y/a", put(0)).await.unwrap().mod_revision;
         let cache = WatchCache::start(store.clone()).await.unwrap();
-        let mut live = cache.live.subscribe();
+        let mut live = cache.subscribe("/registry/x/");
         let start = cache.revision();
         let r0b = store.update("/registry/y/a", put(5), r0).await.unwrap().mod_revision;
         let k = "/registry/x/a";
@@ -646,7 +751,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).unwrap());
         let cache = WatchCache::start(store.clone()).await.unwrap();
-        let mut live = cache.live.subscribe();
+        let mut live = cache.subscribe("/registry/x/");
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
         let (bytes, span) = encode_stored(&obj).unwrap();
         // A marker only the decoded object has: the event's encoding is made from the

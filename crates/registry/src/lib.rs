@@ -399,11 +399,24 @@ pub fn lookup_kind(group: &str, version: &str, kind: &str) -> Option<&'static Re
 
 /// The served resource whose store representation is this one (the storage version).
 pub fn storage_def(def: &ResourceDef) -> &'static ResourceDef {
+    // Asked several times per request: a table entry (every caller's `def` is one) finds
+    // its storage entry by position instead of comparing strings down the table.
+    static STORAGE: std::sync::LazyLock<Vec<usize>> =
+        std::sync::LazyLock::new(|| RESOURCES.iter().map(|r| position_of_storage(r).unwrap_or(usize::MAX)).collect());
+    let offset = (def as *const ResourceDef as usize).wrapping_sub(RESOURCES.as_ptr() as usize);
+    let i = offset / std::mem::size_of::<ResourceDef>();
+    if offset.is_multiple_of(std::mem::size_of::<ResourceDef>())
+        && let Some(&s) = STORAGE.get(i)
+        && let Some(storage) = RESOURCES.get(s)
+    {
+        return storage;
+    }
+    position_of_storage(def).map(|s| &RESOURCES[s]).expect("every storage version is itself served")
+}
+
+fn position_of_storage(def: &ResourceDef) -> Option<usize> {
     let (g, v) = def.storage_version;
-    RESOURCES
-        .iter()
-        .find(|r| r.group == g && r.version == v && r.storage == def.storage)
-        .expect("every storage version is itself served")
+    RESOURCES.iter().position(|r| r.group == g && r.version == v && r.storage == def.storage)
 }
 
 #[cfg(test)]
@@ -414,6 +427,9 @@ mod tests {
     fn every_storage_version_is_served() {
         for r in RESOURCES {
             let s = storage_def(r);
+            // A copy outside the table finds the same entry the long way.
+            let copy = ResourceDef { ..*r };
+            assert!(std::ptr::eq(storage_def(&copy), s), "{}", r.plural);
             assert_eq!(s.storage, r.storage);
             assert!(!s.needs_conversion(), "{} stored as a converted version", r.plural);
         }
