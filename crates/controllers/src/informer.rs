@@ -217,7 +217,7 @@ impl<K> Default for Informer<K> {
 
 impl<K> Informer<K>
 where
-    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static + crate::slim::Leaves,
     K::DynamicType: Default,
 {
     pub fn cache(&self) -> Cache<K> {

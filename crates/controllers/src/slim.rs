@@ -1,4 +1,5 @@
-//! [`Slim`]: a Kubernetes object decoded without `metadata.managedFields`.
+//! [`Slim`]: a Kubernetes object decoded without `metadata.managedFields` (and a pod
+//! without its volumes).
 //!
 //! Controllers never read managed fields (client-go's informers drop them with
 //! `TransformStripManagedFields`), but a watch decoded into a `k8s-openapi` type builds
@@ -7,11 +8,12 @@
 //! far more than that of the work of decoding it, since each of its keys is a map entry
 //! of its own. A watch of `Slim<Pod>` skips that part of the input instead; every other
 //! field is decoded by `K`'s own `Deserialize`, so the result is `K` with
-//! `managed_fields: None`.
+//! `managed_fields: None`. What a type leaves out is its [`Leaves`] (a pod also leaves
+//! out `spec.volumes`, which nobody watching `Slim<Pod>` reads).
 //!
-//! The skipping wraps the deserializer (as `serde_ignored` does): at the top level the
-//! value of `metadata`, and in it the value of `managedFields`, are intercepted; the rest
-//! passes through untouched.
+//! The skipping wraps the deserializer (as `serde_ignored` does): along the paths left
+//! out, each map's keys are looked at and the value where a path ends is skipped; the
+//! rest passes through untouched.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,8 +23,8 @@ use kube::Resource;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-/// `K` as decoded without its managed fields (see the module's documentation). It
-/// serializes as `K`.
+/// `K` as decoded without its managed fields and whatever else [`Leaves`] names for it
+/// (see the module's documentation). It serializes as `K`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Slim<K>(pub K);
@@ -56,51 +58,98 @@ impl<K: Resource> Resource for Slim<K> {
     }
 }
 
-impl<'de, K: Deserialize<'de>> Deserialize<'de> for Slim<K> {
+impl<'de, K: Deserialize<'de> + Leaves> Deserialize<'de> for Slim<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        K::deserialize(Level { inner: deserializer, skip: Skip::Object }).map(Slim)
+        let at = At { paths: K::LEFT_OUT, live: live_all(K::LEFT_OUT), depth: 0 };
+        K::deserialize(Level { inner: deserializer, at }).map(Slim)
     }
 }
 
-/// Which level of the object a wrapped deserializer is at.
+/// What a [`Slim`] decode of a type leaves out: paths of object keys from its root.
+pub trait Leaves {
+    /// At most 64 paths.
+    const LEFT_OUT: &'static [&'static [&'static str]];
+}
+
+/// Managed fields: what every slim object leaves out.
+pub const MANAGED_FIELDS: &[&[&str]] = &[&["metadata", "managedFields"]];
+
+/// A pod also leaves out its volumes: neither the scheduler (it has no volume plugins)
+/// nor any controller of the shared informer reads them, and `k8s-openapi`'s `Volume`
+/// (one field per volume source) made the kube-api-access volume every pod gets the
+/// largest part of a decoded pod after its managed fields. A consumer that needs them
+/// watches `Pod`.
+impl Leaves for k8s_openapi::api::core::v1::Pod {
+    const LEFT_OUT: &'static [&'static [&'static str]] = &[&["metadata", "managedFields"], &["spec", "volumes"]];
+}
+
+impl<K> Leaves for kube::core::PartialObjectMeta<K> {
+    const LEFT_OUT: &'static [&'static [&'static str]] = MANAGED_FIELDS;
+}
+
+impl Leaves for k8s_openapi::api::core::v1::ConfigMap {
+    const LEFT_OUT: &'static [&'static [&'static str]] = MANAGED_FIELDS;
+}
+
+fn live_all(paths: &[&[&str]]) -> u64 {
+    debug_assert!(paths.len() <= 64);
+    if paths.len() >= 64 { u64::MAX } else { (1u64 << paths.len()) - 1 }
+}
+
+/// Where a wrapped deserializer is: the paths still followed (a bit per path of
+/// `paths` whose first `depth` keys led here).
 #[derive(Clone, Copy)]
-enum Skip {
-    /// The object itself: its `metadata` value is the next level.
-    Object,
-    /// The object's metadata: its `managedFields` value is skipped.
-    Metadata,
+struct At {
+    paths: &'static [&'static [&'static str]],
+    live: u64,
+    depth: usize,
 }
 
-impl Skip {
-    /// The key under which the next level is, and (for the metadata) the key skipped.
-    fn key(self) -> &'static str {
-        match self {
-            Skip::Object => "metadata",
-            Skip::Metadata => "managedFields",
+/// What to do with the value of `key` at `at`.
+enum Step {
+    /// Skip it: a path ends here.
+    Leave,
+    /// Read it through a [`Level`]: paths go on below it.
+    Follow(At),
+    /// Hand it to the type untouched.
+    Pass,
+}
+
+impl At {
+    fn step(self, key: &str) -> Step {
+        let mut next = 0u64;
+        for (i, path) in self.paths.iter().enumerate() {
+            if self.live & (1 << i) != 0 && path.get(self.depth) == Some(&key) {
+                if path.len() == self.depth + 1 {
+                    return Step::Leave;
+                }
+                next |= 1 << i;
+            }
         }
+        if next == 0 { Step::Pass } else { Step::Follow(At { live: next, depth: self.depth + 1, ..self }) }
     }
 }
 
-/// A deserializer at one of the two levels: a struct or map read through it gets its
-/// keys looked at; anything else passes through.
+/// A deserializer on a path that is left out further down: a struct or map read through
+/// it gets its keys looked at; anything else passes through.
 struct Level<D> {
     inner: D,
-    skip: Skip,
+    at: At,
 }
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Level<D> {
     type Error = D::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_any(LevelVisitor { inner: visitor, skip: self.skip })
+        self.inner.deserialize_any(LevelVisitor { inner: visitor, at: self.at })
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_option(LevelVisitor { inner: visitor, skip: self.skip })
+        self.inner.deserialize_option(LevelVisitor { inner: visitor, at: self.at })
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_map(LevelVisitor { inner: visitor, skip: self.skip })
+        self.inner.deserialize_map(LevelVisitor { inner: visitor, at: self.at })
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -109,7 +158,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Level<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_struct(name, fields, LevelVisitor { inner: visitor, skip: self.skip })
+        self.inner.deserialize_struct(name, fields, LevelVisitor { inner: visitor, at: self.at })
     }
 
     serde::forward_to_deserialize_any! {
@@ -121,7 +170,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Level<D> {
 /// Hands the visitor a map whose keys are looked at; every other shape as it is.
 struct LevelVisitor<V> {
     inner: V,
-    skip: Skip,
+    at: At,
 }
 
 impl<'de, V: Visitor<'de>> Visitor<'de> for LevelVisitor<V> {
@@ -132,11 +181,11 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for LevelVisitor<V> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        self.inner.visit_map(LevelMap { inner: map, skip: self.skip, next_level: false })
+        self.inner.visit_map(LevelMap { inner: map, at: self.at, next: None })
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
-        self.inner.visit_some(Level { inner: deserializer, skip: self.skip })
+        self.inner.visit_some(Level { inner: deserializer, at: self.at })
     }
 
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
@@ -180,13 +229,13 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for LevelVisitor<V> {
     }
 }
 
-/// The map of one level: reads each key itself, skips the skipped key's value, and
-/// wraps the next level's value.
+/// The map of one level: reads each key itself, skips the values of the keys where a
+/// path ends, and wraps the values of those where paths go on.
 struct LevelMap<A> {
     inner: A,
-    skip: Skip,
-    /// Whether the key just handed out is the one whose value is the next level.
-    next_level: bool,
+    at: At,
+    /// Where the value of the key just handed out is, when paths go on below it.
+    next: Option<At>,
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for LevelMap<A> {
@@ -195,12 +244,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for LevelMap<A> {
     fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, A::Error> {
         loop {
             let Some(Key(key)) = self.inner.next_key::<Key<'de>>()? else { return Ok(None) };
-            let wanted = *key == *self.skip.key();
-            if wanted && matches!(self.skip, Skip::Metadata) {
-                self.inner.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            self.next_level = wanted;
+            self.next = match self.at.step(&key) {
+                Step::Leave => {
+                    self.inner.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Step::Follow(at) => Some(at),
+                Step::Pass => None,
+            };
             return match key {
                 Cow::Borrowed(k) => seed.deserialize(de::value::BorrowedStrDeserializer::new(k)),
                 Cow::Owned(k) => seed.deserialize(k.into_deserializer()),
@@ -210,10 +261,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for LevelMap<A> {
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        if std::mem::take(&mut self.next_level) {
-            self.inner.next_value_seed(MetadataSeed(seed))
-        } else {
-            self.inner.next_value_seed(seed)
+        match self.next.take() {
+            Some(at) => self.inner.next_value_seed(LevelSeed { seed, at }),
+            None => self.inner.next_value_seed(seed),
         }
     }
 
@@ -252,14 +302,17 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The metadata's value, read through a [`Level`] that skips its managed fields.
-struct MetadataSeed<S>(S);
+/// A value read through a [`Level`] at `at`.
+struct LevelSeed<S> {
+    seed: S,
+    at: At,
+}
 
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetadataSeed<S> {
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for LevelSeed<S> {
     type Value = S::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
-        self.0.deserialize(Level { inner: deserializer, skip: Skip::Metadata })
+        self.seed.deserialize(Level { inner: deserializer, at: self.at })
     }
 }
 
@@ -289,19 +342,24 @@ mod tests {
                 "resourceVersion": "42",
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "u-0"}]
             },
-            "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "10m"}}}], "nodeName": "n1"},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {"requests": {"cpu": "10m"}}}], "nodeName": "n1",
+                     "volumes": [{"name": "kube-api-access-x", "projected": {"sources": [
+                         {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}}]},
             "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
         })
     }
 
     #[test]
-    fn decodes_everything_but_the_managed_fields() {
+    fn decodes_everything_but_the_managed_fields_and_a_pods_volumes() {
         let text = serde_json::to_string(&pod_json()).unwrap();
         let slim: Slim<Pod> = serde_json::from_str(&text).unwrap();
         let mut full: Pod = serde_json::from_str(&text).unwrap();
         assert!(full.metadata.managed_fields.is_some(), "the input has managed fields");
+        assert_eq!(full.spec.as_ref().unwrap().volumes.as_ref().map(Vec::len), Some(1), "and volumes");
         assert_eq!(slim.0.metadata.managed_fields, None);
+        assert_eq!(slim.0.spec.as_ref().unwrap().volumes, None);
         full.metadata.managed_fields = None;
+        full.spec.as_mut().unwrap().volumes = None;
         assert_eq!(slim.0, full);
         // From a `Value` (another deserializer) and from bytes alike.
         let from_value: Slim<Pod> = serde_json::from_value(pod_json()).unwrap();
@@ -324,6 +382,39 @@ mod tests {
         full.metadata.managed_fields = None;
         assert_eq!(slim.0.metadata, full.metadata);
         assert_eq!(slim.0.metadata.owner_references.as_ref().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn only_the_paths_left_out_are_skipped() {
+        // A `volumes` key elsewhere than in the spec stays, and so does the rest of the spec.
+        let mut pod = pod_json();
+        pod["metadata"]["labels"]["volumes"] = json!("label");
+        pod["status"]["volumes"] = json!("unknown fields are ignored either way");
+        let slim: Slim<Pod> = serde_json::from_value(pod).unwrap();
+        assert_eq!(slim.0.metadata.labels.unwrap()["volumes"], "label");
+        let spec = slim.0.spec.unwrap();
+        assert_eq!((spec.volumes, spec.node_name.as_deref(), spec.containers.len()), (None, Some("n1"), 1));
+        // A path's prefix is not left out: a `spec` key in the metadata is a label like any.
+        let mut pod = pod_json();
+        pod["metadata"]["annotations"] = json!({"spec": "kept"});
+        let slim: Slim<Pod> = serde_json::from_value(pod).unwrap();
+        assert_eq!(slim.0.metadata.annotations.unwrap()["spec"], "kept");
+    }
+
+    #[test]
+    fn the_path_walk_leaves_follows_or_passes() {
+        const PATHS: &[&[&str]] = &[&["a", "b"], &["a", "c", "d"], &["x"]];
+        let top = At { paths: PATHS, live: live_all(PATHS), depth: 0 };
+        assert!(matches!(top.step("x"), Step::Leave));
+        assert!(matches!(top.step("b"), Step::Pass));
+        let Step::Follow(a) = top.step("a") else { panic!("a leads on") };
+        assert_eq!((a.live, a.depth), (0b011, 1));
+        assert!(matches!(a.step("b"), Step::Leave));
+        assert!(matches!(a.step("x"), Step::Pass), "x is left out at the top only");
+        let Step::Follow(c) = a.step("c") else { panic!("c leads on") };
+        assert_eq!(c.live, 0b010);
+        assert!(matches!(c.step("d"), Step::Leave));
+        assert!(matches!(c.step("b"), Step::Pass));
     }
 
     #[test]
