@@ -117,8 +117,26 @@ pub struct DeleteOptions {
     pub precondition_rv: Option<String>,
 }
 
+/// The current time to the second, as Kubernetes writes timestamps.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    rfc3339_at(jiff::Timestamp::now())
+}
+
+/// `at` to the second. A write stamps several timestamps (creation, managed fields,
+/// conditions), nearly all within the same second as the previous write's: the text is
+/// formatted once per second and thread.
+fn rfc3339_at(at: jiff::Timestamp) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = at.as_second();
+    LAST.with_borrow_mut(|(last, text)| {
+        if *last != second {
+            *text = at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            *last = second;
+        }
+        text.clone()
+    })
 }
 
 pub fn store_error(e: StoreError) -> ApiError {
@@ -1151,6 +1169,17 @@ pub fn list_body(def: &ResourceDef, items: Vec<Value>, rev: Revision, token: Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_formatted_per_second() {
+        let at = |s: i64, ns: i32| jiff::Timestamp::new(s, ns).unwrap();
+        assert_eq!(rfc3339_at(at(1_800_000_000, 0)), "2027-01-15T08:00:00Z");
+        assert_eq!(rfc3339_at(at(1_800_000_000, 999_999_999)), "2027-01-15T08:00:00Z");
+        assert_eq!(rfc3339_at(at(1_800_000_001, 0)), "2027-01-15T08:00:01Z");
+        // Back in time (another clock reading on this thread) is formatted again too.
+        assert_eq!(rfc3339_at(at(1_799_999_999, 500)), "2027-01-15T07:59:59Z");
+        assert_eq!(now_rfc3339().len(), "2027-01-15T08:00:00Z".len());
+    }
 
     #[test]
     fn same_object_ignores_resource_version_and_managed_fields() {
