@@ -87,10 +87,6 @@ impl<K> Leaves for kube::core::PartialObjectMeta<K> {
     const LEFT_OUT: &'static [&'static [&'static str]] = MANAGED_FIELDS;
 }
 
-impl Leaves for k8s_openapi::api::core::v1::ConfigMap {
-    const LEFT_OUT: &'static [&'static [&'static str]] = MANAGED_FIELDS;
-}
-
 fn live_all(paths: &[&[&str]]) -> u64 {
     debug_assert!(paths.len() <= 64);
     if paths.len() >= 64 { u64::MAX } else { (1u64 << paths.len()) - 1 }
@@ -322,6 +318,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    impl Leaves for ConfigMap {
+        const LEFT_OUT: &'static [&'static [&'static str]] = MANAGED_FIELDS;
+    }
 
     fn pod_json() -> serde_json::Value {
         json!({

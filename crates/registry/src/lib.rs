@@ -400,16 +400,14 @@ pub fn lookup_kind(group: &str, version: &str, kind: &str) -> Option<&'static Re
 /// The served resource whose store representation is this one (the storage version).
 pub fn storage_def(def: &ResourceDef) -> &'static ResourceDef {
     // Asked several times per request: a table entry (every caller's `def` is one) finds
-    // its storage entry by position instead of comparing strings down the table.
-    static STORAGE: std::sync::LazyLock<Vec<usize>> =
-        std::sync::LazyLock::new(|| RESOURCES.iter().map(|r| position_of_storage(r).unwrap_or(usize::MAX)).collect());
-    let offset = (def as *const ResourceDef as usize).wrapping_sub(RESOURCES.as_ptr() as usize);
-    let i = offset / std::mem::size_of::<ResourceDef>();
-    if offset.is_multiple_of(std::mem::size_of::<ResourceDef>())
-        && let Some(&s) = STORAGE.get(i)
-        && let Some(storage) = RESOURCES.get(s)
+    // its storage entry through a table made once, by comparing addresses instead of
+    // strings.
+    static STORAGE: std::sync::LazyLock<Vec<Option<usize>>> =
+        std::sync::LazyLock::new(|| RESOURCES.iter().map(position_of_storage).collect());
+    if let Some(i) = RESOURCES.iter().position(|r| std::ptr::eq(r, def))
+        && let Some(s) = STORAGE[i]
     {
-        return storage;
+        return &RESOURCES[s];
     }
     position_of_storage(def).map(|s| &RESOURCES[s]).expect("every storage version is itself served")
 }
